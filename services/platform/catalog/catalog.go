@@ -1,0 +1,186 @@
+// Package catalog loads rules/catalog.yaml: the city's districts, its
+// departments and the event types sources may send, with the attributes and
+// the owning department of each type. Intake validates events against it,
+// the ruler type-checks rules against it, and the screens draw its districts.
+package catalog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxBytes bounds the size of a catalog file.
+const MaxBytes = 4 << 20
+
+// AttrType is the type of an event attribute.
+type AttrType string
+
+const (
+	AttrNumber AttrType = "number"
+	AttrString AttrType = "string"
+	AttrBool   AttrType = "bool"
+)
+
+// Catalog is the parsed catalog. It is read-only once loaded.
+type Catalog struct {
+	Districts   []District  `yaml:"districts" json:"districts"`
+	Departments []Department `yaml:"departments" json:"departments"`
+	EventTypes  []EventType  `yaml:"event_types" json:"event_types"`
+
+	districts   map[string]*District
+	departments map[string]*Department
+	types       map[string]*EventType
+}
+
+// Point is a WGS84 coordinate.
+type Point struct {
+	Lon float64 `yaml:"lon" json:"lon"`
+	Lat float64 `yaml:"lat" json:"lat"`
+}
+
+// District is an administrative district (区).
+type District struct {
+	Code   string `yaml:"code" json:"code"`
+	Name   string `yaml:"name" json:"name"`
+	Centre Point  `yaml:"centre" json:"centre"`
+}
+
+// Department is a bureau or service that handles cases.
+type Department struct {
+	Code string `yaml:"code" json:"code"`
+	Name string `yaml:"name" json:"name"`
+}
+
+// EventType is a kind of event and the attributes it carries.
+type EventType struct {
+	Code  string              `yaml:"code" json:"code"`
+	Name  string              `yaml:"name" json:"name"`
+	Owner string              `yaml:"owner" json:"owner"`
+	Attrs map[string]AttrType `yaml:"attrs" json:"attrs,omitempty"`
+}
+
+var codeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// Load reads and validates the catalog at path.
+func Load(path string) (*Catalog, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %s: %w", path, err)
+	}
+	if len(b) > MaxBytes {
+		return nil, fmt.Errorf("catalog: %s: larger than %d bytes", path, MaxBytes)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse parses and validates a catalog document, reporting every problem.
+func Parse(b []byte) (*Catalog, error) {
+	var c Catalog
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, err
+	}
+	if err := c.index(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Catalog) index() error {
+	var errs []error
+	c.districts = make(map[string]*District)
+	c.departments = make(map[string]*Department)
+	c.types = make(map[string]*EventType)
+	for i := range c.Districts {
+		d := &c.Districts[i]
+		if !codeRE.MatchString(d.Code) {
+			errs = append(errs, fmt.Errorf("district %d: code %q: want lower-case letters, digits, - and _", i, d.Code))
+		}
+		if _, dup := c.districts[d.Code]; dup {
+			errs = append(errs, fmt.Errorf("district %q listed twice", d.Code))
+		}
+		c.districts[d.Code] = d
+	}
+	for i := range c.Departments {
+		d := &c.Departments[i]
+		if !codeRE.MatchString(d.Code) {
+			errs = append(errs, fmt.Errorf("department %d: code %q: want lower-case letters, digits, - and _", i, d.Code))
+		}
+		if _, dup := c.departments[d.Code]; dup {
+			errs = append(errs, fmt.Errorf("department %q listed twice", d.Code))
+		}
+		c.departments[d.Code] = d
+	}
+	for i := range c.EventTypes {
+		t := &c.EventTypes[i]
+		if !codeRE.MatchString(t.Code) {
+			errs = append(errs, fmt.Errorf("event type %d: code %q: want lower-case letters, digits, - and _", i, t.Code))
+		}
+		if _, dup := c.types[t.Code]; dup {
+			errs = append(errs, fmt.Errorf("event type %q listed twice", t.Code))
+		}
+		if _, ok := c.departments[t.Owner]; !ok {
+			errs = append(errs, fmt.Errorf("event type %q: owner %q is not a department of the catalog", t.Code, t.Owner))
+		}
+		for name, typ := range t.Attrs {
+			if !codeRE.MatchString(name) {
+				errs = append(errs, fmt.Errorf("event type %q: attribute name %q: want lower-case letters, digits, - and _", t.Code, name))
+			}
+			if !slices.Contains([]AttrType{AttrNumber, AttrString, AttrBool}, typ) {
+				errs = append(errs, fmt.Errorf("event type %q: attribute %q: type %q: want number, string or bool", t.Code, name, typ))
+			}
+		}
+		c.types[t.Code] = t
+	}
+	if len(c.Districts) == 0 {
+		errs = append(errs, errors.New("no districts"))
+	}
+	if len(c.EventTypes) == 0 {
+		errs = append(errs, errors.New("no event types"))
+	}
+	return errors.Join(errs...)
+}
+
+// District returns the district with the given code.
+func (c *Catalog) District(code string) (*District, bool) {
+	d, ok := c.districts[code]
+	return d, ok
+}
+
+// Department returns the department with the given code.
+func (c *Catalog) Department(code string) (*Department, bool) {
+	d, ok := c.departments[code]
+	return d, ok
+}
+
+// EventType returns the event type with the given code.
+func (c *Catalog) EventType(code string) (*EventType, bool) {
+	t, ok := c.types[code]
+	return t, ok
+}
+
+// DistrictCodes returns the codes of every district, in catalog order.
+func (c *Catalog) DistrictCodes() []string {
+	out := make([]string, len(c.Districts))
+	for i, d := range c.Districts {
+		out[i] = d.Code
+	}
+	return out
+}

@@ -1,0 +1,339 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+)
+
+// Record is a fetched message and its decoded value.
+type Record[T any] struct {
+	Message kafka.Message
+	Value   T
+}
+
+// Rejected is returned by Apply for records it can never apply, by index in
+// the batch; they are dead-lettered and every other record of the batch
+// counts as applied.
+type Rejected map[int]error
+
+func (r Rejected) Error() string {
+	idx := slices.Sorted(maps.Keys(r))
+	if len(idx) == 0 {
+		return "no records rejected"
+	}
+	return fmt.Sprintf("%d records rejected; record %d: %v", len(idx), idx[0], r[idx[0]])
+}
+
+// permanent marks an error that retrying cannot fix.
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+// Permanent marks err as not worth retrying: the whole batch is
+// dead-lettered at once.
+func Permanent(err error) error { return permanent{err} }
+
+// IsPermanent reports whether err was marked by Permanent.
+func IsPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p)
+}
+
+// ConsumerOptions configures a Consumer.
+type ConsumerOptions[T any] struct {
+	Brokers []string
+	Topic   string
+	Group   string
+	// Decode turns a message into a value; an error dead-letters the message.
+	Decode func(kafka.Message) (T, error)
+	// Apply applies a batch of records, in order. It must be idempotent:
+	// after a crash or a rebalance a batch may be applied again. A Rejected
+	// error dead-letters the records it names; a Permanent one the whole
+	// batch; any other error is retried with backoff, MaxAttempts times in
+	// all, and then dead-lettered.
+	Apply func(ctx context.Context, batch []Record[T]) error
+	// DeadLetter receives what cannot be applied, on topic DeadLetterTopic.
+	DeadLetter      *Writer
+	DeadLetterTopic string
+
+	// MaxBatch bounds a batch; 256 when zero.
+	MaxBatch int
+	// CommitInterval is how often offsets are committed; 1s when zero.
+	CommitInterval time.Duration
+	// MaxAttempts bounds the applications of a failing batch; 8 when zero.
+	MaxAttempts int
+	// Backoff is the first retry delay, doubled up to 5s; 100ms when zero.
+	Backoff time.Duration
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Consumer consumes a topic as a member of a consumer group.
+type Consumer[T any] struct {
+	opts    ConsumerOptions[T]
+	log     *slog.Logger
+	metrics *consumerMetrics
+}
+
+// NewConsumer checks opts and returns a Consumer; Run starts it.
+func NewConsumer[T any](opts ConsumerOptions[T]) (*Consumer[T], error) {
+	var errs []error
+	if len(opts.Brokers) == 0 {
+		errs = append(errs, errors.New("no brokers"))
+	}
+	if opts.Topic == "" || opts.Group == "" {
+		errs = append(errs, errors.New("topic and group are required"))
+	}
+	if opts.Decode == nil || opts.Apply == nil {
+		errs = append(errs, errors.New("Decode and Apply are required"))
+	}
+	if opts.DeadLetter == nil || opts.DeadLetterTopic == "" {
+		errs = append(errs, errors.New("a dead-letter writer and topic are required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("stream: consumer of %s: %w", opts.Topic, err)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.CommitInterval <= 0 {
+		opts.CommitInterval = time.Second
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 8
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = 100 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	return &Consumer[T]{
+		opts:    opts,
+		log:     opts.Logger.With("component", "consumer", "topic", opts.Topic, "group", opts.Group),
+		metrics: newConsumerMetrics(opts.Registerer),
+	}, nil
+}
+
+// Run consumes until ctx ends or fetching fails, then commits what was
+// applied and leaves the group. It returns nil when ctx ended.
+func (c *Consumer[T]) Run(ctx context.Context) error {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:               c.opts.Brokers,
+		GroupID:               c.opts.Group,
+		Topic:                 c.opts.Topic,
+		MinBytes:              1,
+		MaxBytes:              16 << 20,
+		MaxWait:               250 * time.Millisecond,
+		CommitInterval:        c.opts.CommitInterval,
+		StartOffset:           kafka.FirstOffset, // LastOffset can skip messages on restart
+		WatchPartitionChanges: true,
+		ErrorLogger:           kafka.LoggerFunc(func(f string, a ...any) { c.log.Warn("kafka reader", "detail", fmt.Sprintf(f, a...)) }),
+	})
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	msgs := make(chan kafka.Message, c.opts.MaxBatch)
+	fetchErr := make(chan error, 1)
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := r.FetchMessage(fetchCtx)
+			if err != nil {
+				fetchErr <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-fetchCtx.Done():
+				return
+			}
+		}
+	}()
+	defer func() {
+		stopFetch()
+		for range msgs { // wait for the fetcher to stop
+		}
+		if err := r.Close(); err != nil { // commits what was applied
+			c.log.Warn("closing reader", "err", err)
+		}
+	}()
+
+	batch := make([]kafka.Message, 0, c.opts.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-msgs:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("stream: fetch from %s: %w", c.opts.Topic, <-fetchErr)
+			}
+			batch = append(batch, m)
+		}
+	fill:
+		for len(batch) < c.opts.MaxBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		if err := c.process(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				return nil // not committed: redelivered to whoever takes over
+			}
+			return err
+		}
+		if err := r.CommitMessages(ctx, batch...); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("stream: commit to %s: %w", c.opts.Topic, err)
+		}
+	}
+}
+
+type deadLetter struct {
+	msg      kafka.Message
+	reason   error
+	attempts int
+}
+
+// process decodes and applies batch, dead-lettering what cannot be applied.
+// It returns an error only when ctx ends first.
+func (c *Consumer[T]) process(ctx context.Context, batch []kafka.Message) error {
+	start := time.Now()
+	recs := make([]Record[T], 0, len(batch))
+	var dead []deadLetter
+	for _, m := range batch {
+		v, err := c.opts.Decode(m)
+		if err != nil {
+			dead = append(dead, deadLetter{m, fmt.Errorf("decode: %w", err), 1})
+			continue
+		}
+		recs = append(recs, Record[T]{Message: m, Value: v})
+	}
+	for attempt := 1; len(recs) > 0; attempt++ {
+		err := c.opts.Apply(ctx, recs)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var rej Rejected
+		if errors.As(err, &rej) {
+			for i, rerr := range rej {
+				if i >= 0 && i < len(recs) {
+					dead = append(dead, deadLetter{recs[i].Message, rerr, attempt})
+				}
+			}
+			break
+		}
+		if IsPermanent(err) || attempt >= c.opts.MaxAttempts {
+			for _, r := range recs {
+				dead = append(dead, deadLetter{r.Message, err, attempt})
+			}
+			c.log.Error("dead-lettering a batch", "records", len(recs), "attempts", attempt, "err", err)
+			break
+		}
+		c.metrics.retries.WithLabelValues(c.opts.Topic, c.opts.Group).Inc()
+		c.log.Warn("applying a batch failed; retrying", "attempt", attempt, "err", err)
+		if err := sleep(ctx, backoff(c.opts.Backoff, attempt)); err != nil {
+			return err
+		}
+	}
+	if err := c.deadLetter(ctx, dead); err != nil {
+		return err
+	}
+	c.metrics.batchSeconds.WithLabelValues(c.opts.Topic, c.opts.Group).Observe(time.Since(start).Seconds())
+	c.metrics.messages.WithLabelValues(c.opts.Topic, c.opts.Group, "applied").Add(float64(len(batch) - len(dead)))
+	c.metrics.messages.WithLabelValues(c.opts.Topic, c.opts.Group, "dead_lettered").Add(float64(len(dead)))
+	return nil
+}
+
+// Headers a dead-lettered message carries besides its own.
+const (
+	DLQTopicHeader     = "dlq-original-topic"
+	DLQPartitionHeader = "dlq-original-partition"
+	DLQOffsetHeader    = "dlq-original-offset"
+	DLQReasonHeader    = "dlq-reason"
+	DLQAttemptsHeader  = "dlq-attempts"
+	DLQGroupHeader     = "dlq-consumer-group"
+	DLQAtHeader        = "dlq-at"
+)
+
+// deadLetter writes dead to the dead-letter topic, retrying until the write
+// is acknowledged or ctx ends: the batch is not committed before that.
+func (c *Consumer[T]) deadLetter(ctx context.Context, dead []deadLetter) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	out := make([]kafka.Message, len(dead))
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	for i, d := range dead {
+		reason := d.reason.Error()
+		if len(reason) > 1024 {
+			reason = reason[:1024]
+		}
+		h := append(slices.Clip(d.msg.Headers),
+			kafka.Header{Key: DLQTopicHeader, Value: []byte(d.msg.Topic)},
+			kafka.Header{Key: DLQPartitionHeader, Value: []byte(strconv.Itoa(d.msg.Partition))},
+			kafka.Header{Key: DLQOffsetHeader, Value: []byte(strconv.FormatInt(d.msg.Offset, 10))},
+			kafka.Header{Key: DLQReasonHeader, Value: []byte(reason)},
+			kafka.Header{Key: DLQAttemptsHeader, Value: []byte(strconv.Itoa(d.attempts))},
+			kafka.Header{Key: DLQGroupHeader, Value: []byte(c.opts.Group)},
+			kafka.Header{Key: DLQAtHeader, Value: []byte(now)},
+		)
+		out[i] = kafka.Message{Topic: c.opts.DeadLetterTopic, Key: d.msg.Key, Value: d.msg.Value, Headers: h}
+	}
+	for attempt := 1; ; attempt++ {
+		err := c.opts.DeadLetter.Write(ctx, out...)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.log.Error("writing to the dead-letter topic failed; retrying", "attempt", attempt, "err", err)
+		if err := sleep(ctx, backoff(c.opts.Backoff, attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := base << min(attempt-1, 16)
+	return min(d, 5*time.Second)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

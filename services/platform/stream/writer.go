@@ -1,0 +1,63 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// WriterOptions configures a Writer.
+type WriterOptions struct {
+	Brokers []string
+	// BatchTimeout bounds how long a message waits for its batch to fill;
+	// 5ms when zero (kafka-go's default of a second makes every synchronous
+	// write take a second).
+	BatchTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Writer writes messages and returns once every in-sync replica has them.
+// Messages name their own topic. It is safe for concurrent use.
+type Writer struct {
+	w *kafka.Writer
+}
+
+// NewWriter returns a Writer; Close it when done.
+func NewWriter(opts WriterOptions) (*Writer, error) {
+	if len(opts.Brokers) == 0 {
+		return nil, errors.New("stream: writer needs brokers")
+	}
+	if opts.BatchTimeout <= 0 {
+		opts.BatchTimeout = 5 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := opts.Logger.With("component", "kafka-writer")
+	return &Writer{w: &kafka.Writer{
+		Addr:         kafka.TCP(opts.Brokers...),
+		Balancer:     &kafka.Murmur2Balancer{}, // the Java client's, so keys land alike whoever writes
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: opts.BatchTimeout,
+		BatchSize:    1000,
+		MaxAttempts:  5,
+		ErrorLogger:  kafka.LoggerFunc(func(f string, a ...any) { log.Warn("kafka writer", "detail", fmt.Sprintf(f, a...)) }),
+	}}, nil
+}
+
+// Write writes msgs and waits for their acknowledgement. On error some of
+// msgs may have been written; callers retry the whole set, which every
+// consumer tolerates because effects are idempotent.
+func (w *Writer) Write(ctx context.Context, msgs ...kafka.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	return w.w.WriteMessages(ctx, msgs...)
+}
+
+// Close flushes and closes the writer.
+func (w *Writer) Close() error { return w.w.Close() }
