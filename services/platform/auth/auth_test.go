@@ -62,15 +62,15 @@ func TestVerifyRejects(t *testing.T) {
 	badRole := signed(s, claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: Issuer, Audience: jwt.ClaimStrings{Audience}, Subject: "x", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}, Role: "mayor"}, jwt.SigningMethodEdDSA, s.key)
 
 	for name, tok := range map[string]string{
-		"empty":          "",
-		"garbage":        "not.a.jwt",
-		"expired":        expiredTok,
-		"foreign key":    foreignTok,
-		"no expiry":      noExp,
-		"wrong audience": wrongAud,
+		"empty":                              "",
+		"garbage":                            "not.a.jwt",
+		"expired":                            expiredTok,
+		"foreign key":                        foreignTok,
+		"no expiry":                          noExp,
+		"wrong audience":                     wrongAud,
 		"hmac with the public key as secret": hmac,
-		"unknown role":   badRole,
-		"oversized":      strings.Repeat("a.", MaxTokenBytes),
+		"unknown role":                       badRole,
+		"oversized":                          strings.Repeat("a.", MaxTokenBytes),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := v.Verify(tok); !errors.Is(err, ErrUnauthenticated) {

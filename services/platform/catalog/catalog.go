@@ -30,7 +30,7 @@ const (
 
 // Catalog is the parsed catalog. It is read-only once loaded.
 type Catalog struct {
-	Districts   []District  `yaml:"districts" json:"districts"`
+	Districts   []District   `yaml:"districts" json:"districts"`
 	Departments []Department `yaml:"departments" json:"departments"`
 	EventTypes  []EventType  `yaml:"event_types" json:"event_types"`
 

@@ -88,7 +88,6 @@ type Common struct {
 	JWTPublicKey string
 	// Catalog is the path of rules/catalog.yaml.
 	Catalog string
-
 }
 
 // Register defines the flags of c on fs.
