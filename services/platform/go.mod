@@ -5,6 +5,7 @@ go 1.26.0
 replace github.com/cityhub/cityhub/proto => ../../proto
 
 require (
+	github.com/cityhub/cityhub/proto v0.0.0-00010101000000-000000000000
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
