@@ -7,6 +7,7 @@ replace github.com/cityhub/cityhub/proto => ../../proto
 require (
 	github.com/cityhub/cityhub/proto v0.0.0-00010101000000-000000000000
 	github.com/golang-jwt/jwt/v5 v5.3.1
+	github.com/oklog/ulid/v2 v2.1.2
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/segmentio/kafka-go v0.4.51

@@ -1,0 +1,178 @@
+// Package intake is the front door of cityhub: POST /v1/events validates
+// city events and writes them, keyed by district, to city.events.v1. It
+// answers 202 only after Kafka has acknowledged every event of the request.
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/cityhub/cityhub/services/platform/auth"
+	"github.com/cityhub/cityhub/services/platform/catalog"
+	"github.com/cityhub/cityhub/services/platform/events"
+	"github.com/cityhub/cityhub/services/platform/httperr"
+	"github.com/cityhub/cityhub/services/platform/stream"
+)
+
+// Options configures a Service.
+type Options struct {
+	// Writer writes the accepted events.
+	Writer   *stream.Writer
+	Topics   stream.Topics
+	Catalog  *catalog.Catalog
+	Verifier *auth.Verifier
+	// WriteTimeout bounds the wait for Kafka's acknowledgement; 10s when zero.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+	// Now is the clock events are checked against; time.Now when nil.
+	Now func() time.Time
+}
+
+// Service handles event intake. It is safe for concurrent use.
+type Service struct {
+	opts    Options
+	dec     *events.Decoder
+	log     *slog.Logger
+	metrics *metrics
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	events   *prometheus.CounterVec
+	write    prometheus.Histogram
+}
+
+// New checks opts and returns a Service.
+func New(opts Options) (*Service, error) {
+	var errs []error
+	if opts.Writer == nil {
+		errs = append(errs, errors.New("no Kafka writer"))
+	}
+	if opts.Catalog == nil {
+		errs = append(errs, errors.New("no catalog"))
+	}
+	if opts.Verifier == nil {
+		errs = append(errs, errors.New("no token verifier"))
+	}
+	if opts.Topics.Events == "" {
+		errs = append(errs, errors.New("no events topic"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("intake: %w", err)
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	f := promauto.With(opts.Registerer)
+	return &Service{
+		opts: opts,
+		dec:  &events.Decoder{Catalog: opts.Catalog, Now: opts.Now},
+		log:  opts.Logger.With("component", "intake"),
+		metrics: &metrics{
+			requests: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "cityhub_intake_requests_total",
+				Help: "Event requests by HTTP status.",
+			}, []string{"code"}),
+			events: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "cityhub_intake_events_total",
+				Help: "Events by outcome: accepted, or rejected because their request was.",
+			}, []string{"outcome"}),
+			write: f.NewHistogram(prometheus.HistogramOpts{
+				Name:    "cityhub_intake_kafka_write_seconds",
+				Help:    "Time from writing a request's events to Kafka's acknowledgement.",
+				Buckets: prometheus.ExponentialBuckets(0.001, 2, 12),
+			}),
+		},
+	}, nil
+}
+
+// Routes registers POST /v1/events on mux, for the source and commander roles.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.Handle("POST /v1/events", s.opts.Verifier.Require(auth.RoleSource, auth.RoleCommander)(http.HandlerFunc(s.postEvents)))
+}
+
+// Accepted is the body of a 202 response.
+type Accepted struct {
+	Accepted int      `json:"accepted"`
+	IDs      []string `json:"ids"`
+}
+
+func (s *Service) postEvents(w http.ResponseWriter, r *http.Request) {
+	code := s.handle(w, r)
+	s.metrics.requests.WithLabelValues(fmt.Sprint(code)).Inc()
+}
+
+func (s *Service) handle(w http.ResponseWriter, r *http.Request) int {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			httperr.Write(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json", nil)
+			return http.StatusUnsupportedMediaType
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, events.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			httperr.Write(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("a request carries at most %d bytes; split the batch", events.MaxBodyBytes), nil)
+			return http.StatusRequestEntityTooLarge
+		}
+		httperr.Write(w, http.StatusBadRequest, "unreadable_body", "reading the body: "+err.Error(), nil)
+		return http.StatusBadRequest
+	}
+	evs, err := s.dec.DecodeBody(body)
+	if err != nil {
+		var be *events.BatchError
+		if errors.As(err, &be) {
+			s.metrics.events.WithLabelValues("rejected").Add(float64(len(be.Items)))
+			httperr.Write(w, http.StatusBadRequest, "invalid_events", "no event was accepted: "+be.Error(), be.Items)
+			return http.StatusBadRequest
+		}
+		httperr.Write(w, http.StatusBadRequest, "malformed_body", err.Error(), nil)
+		return http.StatusBadRequest
+	}
+	msgs := make([]kafka.Message, len(evs))
+	ids := make([]string, len(evs))
+	for i, ev := range evs {
+		m, err := stream.Marshal(s.opts.Topics.Events, ev.GetLocation().GetDistrict(), ev)
+		if err != nil {
+			httperr.Write(w, http.StatusInternalServerError, "internal", "encoding an event failed", nil)
+			return http.StatusInternalServerError
+		}
+		msgs[i], ids[i] = m, ev.GetId()
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.WriteTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := s.opts.Writer.Write(ctx, msgs...); err != nil {
+		// Some events may have been written; a retry with the same ids is
+		// harmless because every consumer is idempotent by event id.
+		s.log.Error("writing events to Kafka failed", "events", len(msgs), "err", err)
+		w.Header().Set("Retry-After", "5")
+		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "the event log did not acknowledge the events; retry the request with the same ids", map[string]any{"ids": ids})
+		return http.StatusServiceUnavailable
+	}
+	s.metrics.write.Observe(time.Since(start).Seconds())
+	s.metrics.events.WithLabelValues("accepted").Add(float64(len(evs)))
+	httperr.WriteJSON(w, http.StatusAccepted, Accepted{Accepted: len(ids), IDs: ids})
+	return http.StatusAccepted
+}

@@ -1,0 +1,186 @@
+package intake_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/intake"
+	"github.com/cityhub/cityhub/services/platform/auth"
+	"github.com/cityhub/cityhub/services/platform/catalog"
+	"github.com/cityhub/cityhub/services/platform/kafkatest"
+	"github.com/cityhub/cityhub/services/platform/stream"
+)
+
+const testCatalog = `
+districts:
+  - {code: xuhui, name: 徐汇区, centre: {lon: 121.43, lat: 31.18}}
+  - {code: pudong, name: 浦东新区, centre: {lon: 121.54, lat: 31.22}}
+departments:
+  - {code: water-affairs, name: 水务局}
+event_types:
+  - {code: waterlogging, name: 道路积水, owner: water-affairs, attrs: {water_depth_cm: number}}
+`
+
+type harness struct {
+	k      *kafkatest.Cluster
+	srv    *httptest.Server
+	signer *auth.Signer
+}
+
+func start(t *testing.T, writeTimeout time.Duration) *harness {
+	t.Helper()
+	k := kafkatest.Start(t)
+	cat, err := catalog.Parse([]byte(testCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	v, err := auth.NewVerifier(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := stream.NewWriter(stream.WriterOptions{Brokers: k.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	svc, err := intake.New(intake.Options{Writer: w, Topics: k.Topics, Catalog: cat, Verifier: v, WriteTimeout: writeTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	svc.Routes(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &harness{k: k, srv: srv, signer: auth.NewSigner(priv)}
+}
+
+func (h *harness) post(t *testing.T, role auth.Role, contentType string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", h.srv.URL+"/v1/events", bytes.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if role != "" {
+		tok, err := h.signer.Sign(auth.Principal{Subject: "test-" + string(role), Role: role, Dept: "water-affairs"}, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func (h *harness) logged(t *testing.T) []kafka.Message {
+	t.Helper()
+	var out []kafka.Message
+	if err := stream.Replay(context.Background(), h.k.Brokers, h.k.Topics.Events, func(m kafka.Message) error {
+		out = append(out, m)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func event(id, district string) string {
+	return `{"id":"` + id + `","source":"hotline","type":"waterlogging","occurred_at":"2026-07-01T08:30:00+08:00","location":{"district":"` + district + `"},"attrs":{"water_depth_cm":35}}`
+}
+
+func TestPostEventsWritesKeyedByDistrict(t *testing.T) {
+	h := start(t, 0)
+	resp, body := h.post(t, auth.RoleSource, "application/json", []byte("["+event("a-1", "xuhui")+","+event("a-2", "pudong")+"]"))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	var acc intake.Accepted
+	if err := json.Unmarshal(body, &acc); err != nil || acc.Accepted != 2 || acc.IDs[0] != "a-1" {
+		t.Fatalf("body %s (%v)", body, err)
+	}
+	msgs := h.logged(t)
+	if len(msgs) != 2 {
+		t.Fatalf("%d events on the log, want 2", len(msgs))
+	}
+	for _, m := range msgs {
+		var ev cityhubv1.Event
+		if err := stream.Unmarshal(m, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Key) != ev.GetLocation().GetDistrict() {
+			t.Errorf("event %s keyed %q, district %q", ev.GetId(), m.Key, ev.GetLocation().GetDistrict())
+		}
+		if got := ev.GetAttrs().GetFields()["water_depth_cm"].GetNumberValue(); got != 35 {
+			t.Errorf("water_depth_cm = %v", got)
+		}
+	}
+}
+
+func TestPostEventsRefusals(t *testing.T) {
+	h := start(t, 0)
+	big := "[" + strings.Repeat(event("x", "xuhui")+",", 8000) + event("x", "xuhui") + "]"
+	for _, tc := range []struct {
+		name, contentType, body string
+		role                    auth.Role
+		want                    int
+		code                    string
+	}{
+		{"no token", "application/json", event("a", "xuhui"), "", 401, "unauthenticated"},
+		{"viewer", "application/json", event("a", "xuhui"), auth.RoleViewer, 403, "forbidden"},
+		{"plain text", "text/plain", event("a", "xuhui"), auth.RoleSource, 415, "unsupported_media_type"},
+		{"one bad item", "application/json", "[" + event("a", "xuhui") + "," + event("b", "atlantis") + "]", auth.RoleSource, 400, "invalid_events"},
+		{"not json", "application/json", "hello", auth.RoleSource, 400, "malformed_body"},
+		{"over a mebibyte", "application/json", big, auth.RoleSource, 413, "body_too_large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := h.post(t, tc.role, tc.contentType, []byte(tc.body))
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.want, body)
+			}
+			var e struct {
+				Error struct {
+					Code    string          `json:"code"`
+					Details json.RawMessage `json:"details"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal(body, &e); err != nil || e.Error.Code != tc.code {
+				t.Fatalf("body %s, want code %s", body, tc.code)
+			}
+			if tc.code == "invalid_events" && !strings.Contains(string(e.Error.Details), `"index":1`) {
+				t.Errorf("details %s do not name item 1", e.Error.Details)
+			}
+		})
+	}
+	if msgs := h.logged(t); len(msgs) != 0 {
+		t.Errorf("refused requests wrote %d events", len(msgs))
+	}
+}
+
+func TestPostEventsWithoutKafkaIs503(t *testing.T) {
+	h := start(t, time.Second)
+	if h.k.Fake == nil {
+		t.Skip("needs the in-process cluster to take it down; KAFKA_BROKERS is set")
+	}
+	h.k.Fake.Close()
+	resp, body := h.post(t, auth.RoleSource, "application/json", []byte(event("a", "xuhui")))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+}

@@ -1,0 +1,81 @@
+// Package daemon is the scaffolding shared by the mains of cityhub's
+// separate service processes: common flags, the logger, the metrics
+// registry, the catalog, the token verifier, and the HTTP server with
+// /metrics, /healthz and /readyz. The service packages never touch it, so
+// the all-in-one binary composes them without it.
+package daemon
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cityhub/cityhub/services/platform/auth"
+	"github.com/cityhub/cityhub/services/platform/catalog"
+	"github.com/cityhub/cityhub/services/platform/config"
+	"github.com/cityhub/cityhub/services/platform/health"
+	"github.com/cityhub/cityhub/services/platform/logging"
+	"github.com/cityhub/cityhub/services/platform/serve"
+	"github.com/cityhub/cityhub/services/platform/stream"
+)
+
+// Base is what every service main builds before its service.
+type Base struct {
+	Config   config.Common
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	Catalog  *catalog.Catalog
+	Verifier *auth.Verifier
+	Health   *health.Checker
+	Topics   stream.Topics
+}
+
+// Setup parses args with fs, on which the common flags are registered too,
+// and builds the Base. The caller registers its own flags on fs first.
+func Setup(name string, fs *flag.FlagSet, args []string) (*Base, error) {
+	b := &Base{Registry: prometheus.NewRegistry(), Health: health.New()}
+	b.Config.Register(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := b.Config.Validate(); err != nil {
+		return nil, err
+	}
+	log, err := logging.New(os.Stderr, b.Config.LogLevel, b.Config.LogFormat)
+	if err != nil {
+		return nil, err
+	}
+	b.Logger = log.With("service", name)
+	b.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if b.Catalog, err = catalog.Load(b.Config.Catalog); err != nil {
+		return nil, err
+	}
+	if b.Config.JWTPublicKey == "" {
+		return nil, fmt.Errorf("no token verification key: set --jwt-public-key or CITYHUB_JWT_PUBLIC_KEY")
+	}
+	key, err := auth.LoadPublicKey(b.Config.JWTPublicKey)
+	if err != nil {
+		return nil, err
+	}
+	if b.Verifier, err = auth.NewVerifier(key); err != nil {
+		return nil, err
+	}
+	b.Topics = stream.DefaultTopics(b.Config.TopicPrefix)
+	return b, nil
+}
+
+// Serve serves mux, plus /metrics and the health endpoints, on the
+// configured address until ctx ends.
+func (b *Base) Serve(ctx context.Context, mux *http.ServeMux, onShutdown func()) error {
+	b.Health.Routes(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(b.Registry, promhttp.HandlerOpts{}))
+	b.Logger.Info("serving HTTP", "addr", b.Config.HTTPAddr)
+	return serve.ListenAndRun(ctx, b.Config.HTTPAddr, mux, serve.Options{Logger: b.Logger, OnShutdown: onShutdown})
+}

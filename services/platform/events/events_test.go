@@ -1,0 +1,159 @@
+package events
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cityhub/cityhub/services/platform/catalog"
+)
+
+const testCatalog = `
+districts:
+  - {code: xuhui, name: 徐汇区, centre: {lon: 121.43, lat: 31.18}}
+departments:
+  - {code: water-affairs, name: 水务局}
+event_types:
+  - {code: waterlogging, name: 道路积水, owner: water-affairs, attrs: {water_depth_cm: number, camera_id: string}}
+`
+
+func testDecoder(t testing.TB) *Decoder {
+	t.Helper()
+	c, err := catalog.Parse([]byte(testCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC)
+	return &Decoder{Catalog: c, Now: func() time.Time { return now }}
+}
+
+const good = `{"id":"hl-1","source":"hotline","type":"waterlogging","occurred_at":"2026-07-01T08:30:00+08:00",
+ "location":{"lon":121.43,"lat":31.18,"district":"xuhui","street":"tianping"},"severity":"severe",
+ "text":"路口积水没过脚踝","attrs":{"water_depth_cm":35,"camera_id":"c-17"}}`
+
+func TestDecodeGood(t *testing.T) {
+	d := testDecoder(t)
+	evs, err := d.DecodeBody([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := evs[0]
+	if ev.Id != "hl-1" || ev.Location.District != "xuhui" || ev.Severity.Name() != "severe" {
+		t.Errorf("event = %v", ev)
+	}
+	if got := ev.Attrs.Fields["water_depth_cm"].GetNumberValue(); got != 35 {
+		t.Errorf("water_depth_cm = %v", got)
+	}
+	if ev.ReceivedAt == nil || ev.OccurredAt.AsTime().Hour() != 0 {
+		t.Errorf("times: occurred %v received %v", ev.OccurredAt, ev.ReceivedAt)
+	}
+
+	// An array, and an event with no id gets one.
+	noID := strings.Replace(good, `"id":"hl-1",`, "", 1)
+	evs, err = d.DecodeBody([]byte("[" + good + "," + noID + "]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[1].Id == "" || evs[1].Id == evs[0].Id {
+		t.Errorf("ids %q %q", evs[0].Id, evs[1].Id)
+	}
+}
+
+func TestDecodeBadFieldsNamed(t *testing.T) {
+	d := testDecoder(t)
+	for _, tc := range []struct {
+		name, body, field, msg string
+	}{
+		{"unknown field", strings.Replace(good, `"text"`, `"txet"`, 1), "txet", "unknown field"},
+		{"no source", strings.Replace(good, `"source":"hotline",`, "", 1), "source", "required"},
+		{"bad source", strings.Replace(good, `"hotline"`, `"Hot Line"`, 1), "source", "lower-case"},
+		{"unknown type", strings.Replace(good, `"type":"waterlogging"`, `"type":"alien_landing"`, 1), "type", "not an event type"},
+		{"bad time", strings.Replace(good, `2026-07-01T08:30:00+08:00`, `yesterday`, 1), "occurred_at", "RFC 3339"},
+		{"future", strings.Replace(good, `2026-07-01T08:30:00+08:00`, `2026-07-02T08:30:00Z`, 1), "occurred_at", "future"},
+		{"unknown district", strings.Replace(good, `"xuhui"`, `"atlantis"`, 1), "location.district", "not a district"},
+		{"lat without lon", strings.Replace(good, `"lon":121.43,`, "", 1), "location", "together"},
+		{"lat range", strings.Replace(good, `"lat":31.18`, `"lat":91`, 1), "location.lat", "outside"},
+		{"severity", strings.Replace(good, `"severe"`, `"apocalyptic"`, 1), "severity", "unknown severity"},
+		{"bad id", strings.Replace(good, `"hl-1"`, `"hl 1"`, 1), "id", "want 1 to 128"},
+		{"attr type", strings.Replace(good, `"water_depth_cm":35`, `"water_depth_cm":"deep"`, 1), "attrs.water_depth_cm", "declares number"},
+		{"nested attr", strings.Replace(good, `"camera_id":"c-17"`, `"camera_id":{"a":1}`, 1), "attrs.camera_id", "want a number"},
+		{"wrong json type", strings.Replace(good, `"source":"hotline"`, `"source":7`, 1), "source", "want string"},
+		{"long text", strings.Replace(good, `路口积水没过脚踝`, strings.Repeat("x", MaxTextBytes+1), 1), "text", "at most"},
+		{"no location", strings.Replace(good, `"location":{"lon":121.43,"lat":31.18,"district":"xuhui","street":"tianping"},`, "", 1), "location", "required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := d.DecodeBody([]byte(tc.body))
+			var be *BatchError
+			if !errors.As(err, &be) {
+				t.Fatalf("DecodeBody error = %v, want a *BatchError", err)
+			}
+			for _, fe := range be.Items[0].Errors {
+				if fe.Field == tc.field && strings.Contains(fe.Message, tc.msg) {
+					return
+				}
+			}
+			t.Errorf("errors %+v do not name %s with %q", be.Items[0].Errors, tc.field, tc.msg)
+		})
+	}
+}
+
+func TestDecodeBatchIsAllOrNothing(t *testing.T) {
+	d := testDecoder(t)
+	badOne := strings.Replace(good, `"xuhui"`, `"atlantis"`, 1)
+	_, err := d.DecodeBody([]byte("[" + good + "," + badOne + "," + good + "," + badOne + "]"))
+	var be *BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("error = %v", err)
+	}
+	if len(be.Items) != 2 || be.Items[0].Index != 1 || be.Items[1].Index != 3 {
+		t.Errorf("items = %+v, want indexes 1 and 3", be.Items)
+	}
+}
+
+func TestDecodeMalformed(t *testing.T) {
+	d := testDecoder(t)
+	many := "[" + strings.Repeat(good+",", MaxBatch) + good + "]"
+	for name, body := range map[string]string{
+		"empty":     "",
+		"array":     "[]",
+		"scalar":    "42",
+		"truncated": "[" + good,
+		"too many":  many,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := d.DecodeBody([]byte(body)); !errors.Is(err, ErrMalformed) {
+				t.Errorf("error = %v, want ErrMalformed", err)
+			}
+		})
+	}
+}
+
+func FuzzDecodeBody(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("[" + good + "," + good + "]"))
+	f.Add([]byte(`{"attrs":{"a":[1,2,{"b":null}]}}`))
+	f.Add([]byte(`[{"location":{"lon":1e400}}]`))
+	d := testDecoder(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		evs, err := d.DecodeBody(body)
+		if err == nil {
+			if len(evs) == 0 {
+				t.Fatal("no error and no events")
+			}
+			for _, ev := range evs {
+				if ev.Id == "" || ev.Location.GetDistrict() != "xuhui" || ev.OccurredAt == nil {
+					t.Fatalf("accepted an incomplete event %v", ev)
+				}
+			}
+			return
+		}
+		var be *BatchError
+		if !errors.As(err, &be) && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("unexpected error type %T: %v", err, err)
+		}
+		if err.Error() == "" {
+			t.Fatal("empty error message")
+		}
+	})
+}
