@@ -59,8 +59,7 @@ type ConsumerOptions[T any] struct {
 	// Apply applies a batch of records, in order. It must be idempotent:
 	// after a crash or a rebalance a batch may be applied again. A Rejected
 	// error dead-letters the records it names; a Permanent one the whole
-	// batch; any other error is retried with backoff, MaxAttempts times in
-	// all, and then dead-lettered.
+	// batch; any other error is retried with backoff (see MaxAttempts).
 	Apply func(ctx context.Context, batch []Record[T]) error
 	// DeadLetter receives what cannot be applied, on topic DeadLetterTopic.
 	DeadLetter      *Writer
@@ -70,7 +69,10 @@ type ConsumerOptions[T any] struct {
 	MaxBatch int
 	// CommitInterval is how often offsets are committed; 1s when zero.
 	CommitInterval time.Duration
-	// MaxAttempts bounds the applications of a failing batch; 8 when zero.
+	// MaxAttempts, when positive, bounds the applications of a batch that
+	// keeps failing with a transient error, after which it is dead-lettered.
+	// Zero retries until ctx ends: an outage of Redis or Kafka must stall
+	// the consumer, not send good messages to the dead-letter topic.
 	MaxAttempts int
 	// Backoff is the first retry delay, doubled up to 5s; 100ms when zero.
 	Backoff time.Duration
@@ -109,9 +111,6 @@ func NewConsumer[T any](opts ConsumerOptions[T]) (*Consumer[T], error) {
 	}
 	if opts.CommitInterval <= 0 {
 		opts.CommitInterval = time.Second
-	}
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 8
 	}
 	if opts.Backoff <= 0 {
 		opts.Backoff = 100 * time.Millisecond
@@ -250,7 +249,7 @@ func (c *Consumer[T]) process(ctx context.Context, batch []kafka.Message) error 
 			}
 			break
 		}
-		if IsPermanent(err) || attempt >= c.opts.MaxAttempts {
+		if IsPermanent(err) || (c.opts.MaxAttempts > 0 && attempt >= c.opts.MaxAttempts) {
 			for _, r := range recs {
 				dead = append(dead, deadLetter{r.Message, err, attempt})
 			}

@@ -34,7 +34,8 @@ func (t Topics) All() []string { return []string{t.Events, t.EventsDLQ, t.Alerts
 // EnsureTopics creates the topics that do not exist yet, each with the given
 // partitions and replication factor; topics that exist are left as they are.
 func EnsureTopics(ctx context.Context, brokers []string, partitions, replication int, topics ...string) error {
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	c, done := adminClient(brokers)
+	defer done()
 	req := &kafka.CreateTopicsRequest{}
 	for _, t := range topics {
 		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replication})
@@ -54,7 +55,8 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions, replication
 
 // Partitions returns the partition ids of topic.
 func Partitions(ctx context.Context, brokers []string, topic string) ([]int, error) {
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	c, done := adminClient(brokers)
+	defer done()
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
@@ -83,7 +85,8 @@ func offsets(ctx context.Context, brokers []string, topic string) (first, last m
 	if err != nil {
 		return nil, nil, err
 	}
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	c, done := adminClient(brokers)
+	defer done()
 	var reqs []kafka.OffsetRequest
 	for _, id := range ids {
 		reqs = append(reqs, kafka.FirstOffsetOf(id), kafka.LastOffsetOf(id))
@@ -101,4 +104,13 @@ func offsets(ctx context.Context, brokers []string, topic string) (first, last m
 		last[p.Partition] = p.LastOffset
 	}
 	return first, last, nil
+}
+
+// adminClient returns a client for one-off admin requests with a transport
+// of its own, and a func that closes the transport's connections: kafka-go's
+// default transport keeps pooled connections (and their goroutines) open
+// for the life of the process.
+func adminClient(brokers []string) (*kafka.Client, func()) {
+	t := &kafka.Transport{}
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: t}, t.CloseIdleConnections
 }

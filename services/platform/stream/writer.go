@@ -24,6 +24,7 @@ type WriterOptions struct {
 // Messages name their own topic. It is safe for concurrent use.
 type Writer struct {
 	w *kafka.Writer
+	t *kafka.Transport
 }
 
 // NewWriter returns a Writer; Close it when done.
@@ -38,7 +39,11 @@ func NewWriter(opts WriterOptions) (*Writer, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := opts.Logger.With("component", "kafka-writer")
-	return &Writer{w: &kafka.Writer{
+	// A transport of its own, so that Close can end its pooled connections
+	// (kafka-go's default transport keeps them for the life of the process).
+	t := &kafka.Transport{}
+	return &Writer{t: t, w: &kafka.Writer{
+		Transport:    t,
 		Addr:         kafka.TCP(opts.Brokers...),
 		Balancer:     &kafka.Murmur2Balancer{}, // the Java client's, so keys land alike whoever writes
 		RequiredAcks: kafka.RequireAll,
@@ -59,5 +64,9 @@ func (w *Writer) Write(ctx context.Context, msgs ...kafka.Message) error {
 	return w.w.WriteMessages(ctx, msgs...)
 }
 
-// Close flushes and closes the writer.
-func (w *Writer) Close() error { return w.w.Close() }
+// Close flushes and closes the writer and its connections.
+func (w *Writer) Close() error {
+	err := w.w.Close()
+	w.t.CloseIdleConnections()
+	return err
+}
