@@ -1,0 +1,9 @@
+// Package engine evaluates events against compiled rules (package
+// rulepack): for each event it finds the rules whose condition holds, and
+// the rules whose clear condition holds, with the alert fingerprint, labels,
+// title and explanation of each. It keeps no state between events; alert
+// state lives in package alertstate.
+//
+// An Engine is shared; each goroutine evaluates through its own Worker,
+// which reuses one expr VM and one environment.
+package engine

@@ -1,0 +1,287 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/expr-lang/expr/vm"
+	"github.com/prometheus/client_golang/prometheus"
+
+	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/ruler/rulepack"
+)
+
+// Kind says what a Result asks of an alert.
+type Kind int
+
+const (
+	// Fire means the rule's condition held: the alert fires, or an event
+	// counts towards its window.
+	Fire Kind = iota + 1
+	// Clear means the rule's clear condition held: the alert resolves.
+	Clear
+)
+
+// String returns "fire" or "clear".
+func (k Kind) String() string {
+	switch k {
+	case Fire:
+		return "fire"
+	case Clear:
+		return "clear"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Result is one rule's verdict on one event.
+type Result struct {
+	Kind Kind
+	Rule *rulepack.Rule
+	// Fingerprint is the id of the alert the result is about.
+	Fingerprint string
+	Labels      map[string]string
+	// Title and Explanation are set for Fire results.
+	Title       string
+	Explanation []*cityhubv1.Explanation
+}
+
+// Options configures an Engine.
+type Options struct {
+	// Registerer receives the engine's metrics; a private registry when nil.
+	Registerer prometheus.Registerer
+}
+
+// Engine holds compiled rules, indexed by the event types they can match.
+// It is safe for concurrent use through Workers.
+type Engine struct {
+	rules []*rulepack.Rule
+	// candidates lists, per event type, the rules (by index) whose
+	// condition or clear condition may hold for it, in rule order;
+	// anyType lists those that name no type.
+	candidates map[string][]int
+	anyType    []int
+	metrics    *metrics
+}
+
+// New returns an engine for the rules of packs, which must be compiled.
+func New(packs []*rulepack.Pack, opts Options) (*Engine, error) {
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	e := &Engine{rules: rulepack.Rules(packs), candidates: map[string][]int{}}
+	for _, r := range e.rules {
+		if r.Program == nil {
+			return nil, fmt.Errorf("engine: rule %s is not compiled", r.Name())
+		}
+	}
+	// A rule is a candidate for type t when its condition or its clear
+	// condition can hold for t.
+	typed := map[string]bool{}
+	for _, r := range e.rules {
+		for _, t := range ruleTypes(r) {
+			typed[t] = true
+		}
+	}
+	for i, r := range e.rules {
+		types := ruleTypes(r)
+		if types == nil {
+			e.anyType = append(e.anyType, i)
+			for t := range typed {
+				e.candidates[t] = append(e.candidates[t], i)
+			}
+			continue
+		}
+		for _, t := range types {
+			e.candidates[t] = append(e.candidates[t], i)
+		}
+	}
+	e.metrics = newMetrics(opts.Registerer, e.rules)
+	return e, nil
+}
+
+// ruleTypes returns the types a rule can act on, nil for any.
+func ruleTypes(r *rulepack.Rule) []string {
+	if r.Types == nil || (r.ClearProgram != nil && r.ClearTypes == nil) {
+		return nil
+	}
+	return append(append([]string(nil), r.Types...), r.ClearTypes...)
+}
+
+// Rules returns the engine's rules in evaluation order.
+func (e *Engine) Rules() []*rulepack.Rule { return e.rules }
+
+// Worker evaluates events for one goroutine at a time.
+type Worker struct {
+	e   *Engine
+	vm  vm.VM
+	env rulepack.Env
+}
+
+// NewWorker returns a Worker. A Worker is not safe for concurrent use;
+// give each goroutine its own.
+func (e *Engine) NewWorker() *Worker {
+	w := &Worker{e: e}
+	w.vm.MemoryBudget = rulepack.MemoryBudget
+	return w
+}
+
+// Eval evaluates ev against every candidate rule and appends a Result to
+// out for each condition that holds, clear results before fire results of
+// the same rule. A rule whose evaluation fails is counted in
+// cityhub_ruler_rule_errors_total and skipped; the other rules still see
+// the event.
+func (w *Worker) Eval(ev *cityhubv1.Event, out []Result) []Result {
+	w.env.Reset(ev)
+	idx, ok := w.e.candidates[ev.GetType()]
+	if !ok {
+		idx = w.e.anyType
+	}
+	for _, i := range idx {
+		r := w.e.rules[i]
+		m := w.e.metrics.rules[i]
+		if r.ClearProgram != nil && w.holds(r.ClearProgram, m) {
+			labels := w.labels(r)
+			out = append(out, Result{Kind: Clear, Rule: r, Fingerprint: Fingerprint(r.Name(), labels), Labels: labels})
+			m.clears.Inc()
+		}
+		if w.holds(r.Program, m) {
+			labels := w.labels(r)
+			out = append(out, Result{
+				Kind:        Fire,
+				Rule:        r,
+				Fingerprint: Fingerprint(r.Name(), labels),
+				Labels:      labels,
+				Title:       w.title(r, labels, m),
+				Explanation: w.explain(r),
+			})
+			m.matches.Inc()
+		}
+	}
+	return out
+}
+
+func (w *Worker) holds(p *vm.Program, m *ruleMetrics) bool {
+	v, err := w.vm.Run(p, &w.env)
+	if err != nil {
+		m.errors.Inc()
+		return false
+	}
+	b, ok := v.(bool)
+	return ok && b
+}
+
+func (w *Worker) labels(r *rulepack.Rule) map[string]string {
+	labels := make(map[string]string, len(r.GroupBy))
+	for _, l := range r.GroupBy {
+		labels[l] = w.env.Label(l)
+	}
+	return labels
+}
+
+// title renders the rule's title; a failing template falls back to the
+// rule's name so that the alert is never lost.
+func (w *Worker) title(r *rulepack.Rule, labels map[string]string, m *ruleMetrics) string {
+	if r.TitleTemplate == nil {
+		if r.Description != "" {
+			return r.Description
+		}
+		return r.Name()
+	}
+	s, err := r.TitleTemplate.Execute(w.env.TemplateData(labels))
+	if err != nil || strings.TrimSpace(s) == "" {
+		m.titleErrors.Inc()
+		return r.Name()
+	}
+	return s
+}
+
+// MaxExplainedValue bounds the text of one explained value.
+const MaxExplainedValue = 256
+
+// explain returns the condition and the values of its comparisons'
+// operands for the current event.
+func (w *Worker) explain(r *rulepack.Rule) []*cityhubv1.Explanation {
+	out := make([]*cityhubv1.Explanation, 0, 1+len(r.Operands))
+	out = append(out, &cityhubv1.Explanation{Expr: r.When, Value: "true"})
+	for _, op := range r.Operands {
+		v, err := w.vm.Run(op.Program, &w.env)
+		if err != nil {
+			continue
+		}
+		out = append(out, &cityhubv1.Explanation{Expr: op.Source, Value: formatValue(v)})
+	}
+	return out
+}
+
+func formatValue(v any) string {
+	var s string
+	switch v := v.(type) {
+	case nil:
+		s = "nil"
+	case string:
+		s = fmt.Sprintf("%q", v)
+	case float64:
+		s = fmt.Sprint(v)
+	default:
+		s = fmt.Sprint(v)
+	}
+	if len(s) > MaxExplainedValue {
+		s = s[:MaxExplainedValue] + "…"
+	}
+	return s
+}
+
+type metrics struct {
+	rules []*ruleMetrics
+}
+
+type ruleMetrics struct {
+	matches, clears, errors, titleErrors prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, rules []*rulepack.Rule) *metrics {
+	matches := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cityhub_ruler_rule_matches_total",
+		Help: "Events for which a rule's condition held, by rule.",
+	}, []string{"rule"}))
+	clears := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cityhub_ruler_rule_clears_total",
+		Help: "Events for which a rule's clear condition held, by rule.",
+	}, []string{"rule"}))
+	errs := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cityhub_ruler_rule_errors_total",
+		Help: "Evaluations of a rule's condition that failed at run time, by rule; the event still reaches the other rules.",
+	}, []string{"rule"}))
+	titles := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cityhub_ruler_rule_title_errors_total",
+		Help: "Titles that failed to render and fell back to the rule's name, by rule.",
+	}, []string{"rule"}))
+	m := &metrics{}
+	for _, r := range rules {
+		n := r.Name()
+		m.rules = append(m.rules, &ruleMetrics{
+			matches:     matches.WithLabelValues(n),
+			clears:      clears.WithLabelValues(n),
+			errors:      errs.WithLabelValues(n),
+			titleErrors: titles.WithLabelValues(n),
+		})
+	}
+	return m
+}
+
+// register registers c on reg, or returns the collector of the same
+// description already there: a reload builds a new engine on the same
+// registry.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err) // two metrics of one name and different shapes: a programming error
+	}
+	return c
+}

@@ -1,0 +1,261 @@
+package rulepack
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cityhub/cityhub/services/platform/catalog"
+
+	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+func testCatalog(t testing.TB) *catalog.Catalog {
+	t.Helper()
+	c, err := catalog.Load("testdata/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestGoodPacks(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.good.yaml")
+	if len(files) == 0 {
+		t.Fatal("no good packs in testdata")
+	}
+	cat := testCatalog(t)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if _, err := LoadFiles(cat, f); err != nil {
+				t.Errorf("LoadFiles:\n%v", err)
+			}
+		})
+	}
+}
+
+func TestFullPackFields(t *testing.T) {
+	packs, err := LoadFiles(testCatalog(t), "testdata/full.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := packs[0]
+	if p.Name != "flood-control" || p.Owner != "water-affairs" || p.Version != "1" || len(p.Rules) != 2 {
+		t.Fatalf("pack = %+v", p)
+	}
+	r := p.Rules[0]
+	if r.Name() != "flood-control/deep-waterlogging" || r.Severity != cityhubv1.Severity_SEVERITY_SEVERE {
+		t.Errorf("rule = %s, %v", r.Name(), r.Severity)
+	}
+	if strings.Join(r.GroupBy, ",") != "district,street,attrs.camera_id" {
+		t.Errorf("group_by = %v", r.GroupBy)
+	}
+	if r.Count == nil || r.Count.AtLeast != 3 || r.Count.Within != 30*time.Minute {
+		t.Errorf("count = %+v", r.Count)
+	}
+	if r.ResolveAfter != 2*time.Hour || r.For != 0 {
+		t.Errorf("resolve_after = %s, for = %s", r.ResolveAfter, r.For)
+	}
+	d := r.Dispatch
+	if d == nil || d.Lead != "water-affairs" || strings.Join(d.Assist, ",") != "traffic-police" || d.Accept != 10*time.Minute || d.Handle != 2*time.Hour {
+		t.Errorf("dispatch = %+v", d)
+	}
+	if r.Program == nil || r.ClearProgram == nil || r.TitleTemplate == nil {
+		t.Error("rule not compiled")
+	}
+	if strings.Join(r.Types, ",") != "waterlogging" || strings.Join(r.ClearTypes, ",") != "waterlogging_cleared" {
+		t.Errorf("types = %v, clear types = %v", r.Types, r.ClearTypes)
+	}
+	if len(r.Operands) != 2 || r.Operands[0].Source != "event.type" || r.Operands[1].Source != "event.attrs.water_depth_cm" {
+		t.Errorf("operands = %+v", r.Operands)
+	}
+	if p.Rules[1].Types != nil {
+		t.Errorf("a rule naming no type got types %v", p.Rules[1].Types)
+	}
+	if got := r.Fields["when"]; got != (Pos{Line: 7, Column: 11}) {
+		t.Errorf("when is at %+v", got)
+	}
+}
+
+// TestBadPacks checks that each bad pack yields exactly the errors its
+// "# want:" comments list, in order.
+func TestBadPacks(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.bad.yaml")
+	if len(files) == 0 {
+		t.Fatal("no bad packs in testdata")
+	}
+	cat := testCatalog(t)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			sc := bufio.NewScanner(bytes.NewReader(b))
+			for sc.Scan() {
+				if w, ok := strings.CutPrefix(sc.Text(), "# want: "); ok {
+					want = append(want, "testdata/"+w)
+				}
+			}
+			if len(want) == 0 {
+				t.Fatal("no # want: lines")
+			}
+			_, err = LoadFiles(cat, f)
+			if err == nil {
+				t.Fatal("LoadFiles accepted a bad pack")
+			}
+			got := strings.Split(err.Error(), "\n")
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+func TestLoadDirRefusesDuplicatePackNames(t *testing.T) {
+	dir := t.TempDir()
+	pack := "pack: same\nowner: water-affairs\nrules:\n  - {id: a, when: 'true', severity: minor}\n"
+	for _, name := range []string{"a.yaml", "b.yaml"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(pack), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := LoadDir(dir, nil)
+	if err == nil || !strings.Contains(err.Error(), `b.yaml: pack "same" is also defined in`) {
+		t.Errorf("LoadDir = %v", err)
+	}
+}
+
+func TestCheckExpr(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		src  string
+		ok   bool
+	}{
+		{"flat", `event.type == "waterlogging"`, true},
+		{"at the limit", strings.Repeat("(", MaxExprDepth) + "true" + strings.Repeat(")", MaxExprDepth), true},
+		{"one too deep", strings.Repeat("(", MaxExprDepth+1) + "true" + strings.Repeat(")", MaxExprDepth+1), false},
+		{"mixed brackets", strings.Repeat("[{(", 22) + "1", false},
+		{"brackets in strings do not count", `event.text == "` + strings.Repeat("(", 100) + `"`, true},
+		{"escaped quote inside a string", `event.text == "\"` + strings.Repeat("(", 100) + `"`, true},
+		{"raw string", "event.text == `" + strings.Repeat("[", 100) + "`", true},
+		{"too long", strings.Repeat("1 + ", MaxExprBytes) + "1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckExpr(tc.src)
+			if (err == nil) != tc.ok {
+				t.Errorf("CheckExpr = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestDeepNestingNeverReachesTheCompiler would crash the test binary with a
+// stack overflow if the caps were missing: expr's parser recurses per bracket.
+func TestDeepNestingNeverReachesTheCompiler(t *testing.T) {
+	deep := strings.Repeat("(", 1_000_000) + "true" + strings.Repeat(")", 1_000_000)
+	p := &Pack{File: "deep.yaml", Name: "p", Rules: []*Rule{{Pack: "p", ID: "a", When: deep, Fields: map[string]Pos{"when": {6, 11}}}}}
+	if err := Compile(p, nil); err == nil || !strings.Contains(err.Error(), "deep.yaml:6:11: rule a: when: expression of 2000004 bytes exceeds 4096") {
+		t.Errorf("Compile = %v", err)
+	}
+	// Short enough, but too deep.
+	nested := strings.Repeat("(", MaxExprDepth+1) + "true" + strings.Repeat(")", MaxExprDepth+1)
+	doc := "pack: p\nowner: o\nrules:\n  - id: a\n    severity: minor\n    when: \"" + nested + "\"\n"
+	p, err := Parse("deep.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Compile(p, nil); err == nil || err.Error() != "deep.yaml:6:11: rule a: when: brackets nest deeper than 64" {
+		t.Errorf("Compile = %v", err)
+	}
+	// The parser refuses an over-long expression before compiling.
+	_, err = Parse("deep.yaml", []byte(strings.Replace(doc, nested, strings.Repeat("(", 5000), 1)))
+	if err == nil || !strings.Contains(err.Error(), "when: longer than 4096 bytes") {
+		t.Errorf("Parse = %v", err)
+	}
+}
+
+func TestTitles(t *testing.T) {
+	data := map[string]any{
+		"event":  map[string]any{"attrs": map[string]any{"water_depth_cm": 35.0}, "location": map[string]any{"street": "天平路"}},
+		"labels": map[string]string{"district": "xuhui"},
+	}
+	for _, tc := range []struct {
+		name, text, want, parseErr string
+		execErr                    bool
+	}{
+		{name: "fields", text: "积水 {{ .event.attrs.water_depth_cm }} cm，{{ .event.location.street }}", want: "积水 35 cm，天平路"},
+		{name: "labels and if", text: `{{ if eq .labels.district "xuhui" }}徐汇{{ else }}其他{{ end }}`, want: "徐汇"},
+		{name: "missing key", text: "{{ .event.attrs.nothing }}", want: "<no value>"},
+		{name: "range", text: "{{ range .labels }}x{{ end }}", parseErr: "range"},
+		{name: "printf", text: `{{ printf "%099999999d" 1 }}`, parseErr: "printf"},
+		{name: "call", text: `{{ call .x }}`, parseErr: "call"},
+		{name: "define", text: `{{ define "x" }}a{{ end }}`, parseErr: "define"},
+		{name: "template", text: `{{ template "x" }}`, parseErr: "templates"},
+		{name: "nested pipe", text: `{{ if (printf "a") }}{{ end }}`, parseErr: "printf"},
+		{name: "syntax", text: `{{ .event `, parseErr: "unclosed"},
+		{name: "too long", text: strings.Repeat("{{ .labels.district }}", MaxTitleBytes), execErr: true},
+		{name: "run-time error", text: `{{ index .labels 3 }}`, execErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tt, err := ParseTitle("t", tc.text)
+			if tc.parseErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.parseErr) {
+					t.Errorf("ParseTitle = %v, want an error about %s", err, tc.parseErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := tt.Execute(data)
+			if tc.execErr {
+				if err == nil {
+					t.Errorf("Execute = %q, want an error", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("Execute = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnvReset(t *testing.T) {
+	var e Env
+	e.Reset(&cityhubv1.Event{Type: "a", Location: &cityhubv1.Location{District: "xuhui"}})
+	e.Event.Attrs["stale"] = 1.0
+	e.Reset(&cityhubv1.Event{Type: "b"})
+	if e.Event.Type != "b" || e.Event.Location.District != "" || len(e.Event.Attrs) != 0 {
+		t.Errorf("Reset kept state of the previous event: %+v", e.Event)
+	}
+	if e.Label("attrs.missing") != "" || e.Label("type") != "b" {
+		t.Error("Label")
+	}
+}
+
+// FuzzParse feeds the pack parser and compiler arbitrary text: they must
+// return errors, never panic or hang.
+func FuzzParse(f *testing.F) {
+	for _, g := range []string{"testdata/full.good.yaml", "testdata/fields.bad.yaml", "testdata/exprs.bad.yaml", "../../../rules/packs/flood.yaml"} {
+		if b, err := os.ReadFile(g); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("pack: p\nowner: o\nrules: [{id: a, when: '((((', severity: minor}]"))
+	f.Add([]byte("a: &a [*a, *a]\n"))
+	cat := testCatalog(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := Parse("fuzz.yaml", b)
+		if err != nil {
+			return
+		}
+		_ = Compile(p, cat)
+	})
+}
