@@ -1,0 +1,55 @@
+package dispatch
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/cityhub/cityhub/services/dispatch/lifecycle"
+)
+
+// FuzzParseAction feeds arbitrary bodies to the action decoder: it must
+// never panic, and what it accepts must be a valid request that survives a
+// round trip through JSON unchanged.
+func FuzzParseAction(f *testing.F) {
+	for _, seed := range []string{
+		`{"action":"accept","department":"water-affairs","note":"","expected_version":3,"request_id":"r-1"}`,
+		`{"action":"verify","pass":false,"note":"still flooded","expected_version":5,"request_id":"r.2"}`,
+		`{"action":"dispatch","lead":"gas","assist":["traffic-police"],"sla":{"accept":"10m","handle":"2h"},"expected_version":1,"request_id":"x"}`,
+		`{"action":"accept","expected_version":1,"request_id":"alert:a1:0"}`,
+		`{"action":"accept","expected_version":1,"request_id":"r"} []`,
+		`{"action":"accept","expected_version":-1}`,
+		`{"action":"comment","note":"\u0000","expected_version":9223372036854775807,"request_id":"r"}`,
+		`{"action":"dispatch","lead":"gas","assist":[],"sla":{},"expected_version":1,"request_id":"x"}`,
+		`[]`, `null`, ``, `{"sla":{"accept":"-1h"}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		body, req, err := parseAction(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		if !lifecycle.Known(req.Action) || body.ExpectedVersion < 1 || !validRequestID(body.RequestID) || len(body.Note) > maxNoteBytes {
+			t.Fatalf("accepted an invalid request: %+v", body)
+		}
+		if (req.Action == lifecycle.Dispatch) != (req.Dispatch != nil) {
+			t.Fatalf("dispatch spec %v for action %s", req.Dispatch, req.Action)
+		}
+		again, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body2, _, err := parseAction(bytes.NewReader(again))
+		if err != nil {
+			t.Fatalf("re-encoded body %s refused: %v", again, err)
+		}
+		if len(body.Assist) == 0 {
+			body.Assist = nil // [] and an absent list mean the same
+		}
+		if !reflect.DeepEqual(body, body2) {
+			t.Fatalf("round trip changed %+v into %+v", body, body2)
+		}
+	})
+}

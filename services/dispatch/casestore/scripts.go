@@ -1,0 +1,76 @@
+package casestore
+
+import "github.com/redis/go-redis/v9"
+
+// The scripts share one calling convention so that Go builds their keys and
+// arguments in one place (see call):
+//
+//	KEYS[1] the case hash (fields pb, v, s)   KEYS[2] its history (zset by version)
+//	KEYS[3] its request log (hash)            KEYS[4] its origin key
+//	KEYS[5 .. 4+nrem] indexes to leave        KEYS[5+nrem ..] indexes to join
+//
+//	ARGV[1] request id or ""   ARGV[2] expected (base) version   ARGV[3] new version
+//	ARGV[4] case bytes         ARGV[5] CaseChange bytes (the reply kept per request)
+//	ARGV[6] audit entry bytes  ARGV[7] status name               ARGV[8] index score
+//	ARGV[9] case id            ARGV[10] nrem                     ARGV[11] nadd
+//	ARGV[12] "1" when KEYS[4] is to be set
+//
+// Every key shares the district's hash tag. A script may run twice when a
+// reply is lost, so each decides from what Redis holds whether it already
+// ran: the request log, the origin key and the version say so.
+const writeCaseLua = `
+local function writeCase()
+  redis.call('HSET', KEYS[1], 'pb', ARGV[4], 'v', ARGV[3], 's', ARGV[7])
+  local nrem, nadd = tonumber(ARGV[10]), tonumber(ARGV[11])
+  for i = 5, 4 + nrem do redis.call('ZREM', KEYS[i], ARGV[9]) end
+  for i = 5 + nrem, 4 + nrem + nadd do redis.call('ZADD', KEYS[i], ARGV[8], ARGV[9]) end
+end
+local function version()
+  return tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+end
+`
+
+// createScript opens a case once per origin: a second run with the same
+// origin answers {"exists", id-of-the-first-case}.
+var createScript = redis.NewScript(writeCaseLua + `
+local existing = redis.call('GET', KEYS[4])
+if existing then return {'exists', existing} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'conflict', tostring(version())} end
+writeCase()
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[5]) end
+redis.call('SET', KEYS[4], ARGV[9])
+return {'ok', ARGV[5]}
+`)
+
+// updateScript applies one change when the case is still at the expected
+// version; a request id seen before answers with the first reply.
+var updateScript = redis.NewScript(writeCaseLua + `
+if ARGV[1] ~= '' then
+  local prev = redis.call('HGET', KEYS[3], ARGV[1])
+  if prev then return {'dup', prev} end
+end
+local cur = version()
+if cur == 0 then return {'missing', '0'} end
+if cur ~= tonumber(ARGV[2]) then return {'conflict', tostring(cur)} end
+writeCase()
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[5]) end
+return {'ok', ARGV[5]}
+`)
+
+// restoreScript writes a change read back from Kafka. History, request log
+// and origin are filled whatever the order records arrive in; the case itself
+// only moves forward. {"stale", v} asks the caller to recompute the indexes
+// to leave against version v and try again.
+var restoreScript = redis.NewScript(writeCaseLua + `
+local ver = tonumber(ARGV[3])
+if redis.call('ZCOUNT', KEYS[2], ver, ver) == 0 then redis.call('ZADD', KEYS[2], ver, ARGV[6]) end
+if ARGV[1] ~= '' then redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[5]) end
+if ARGV[12] == '1' then redis.call('SETNX', KEYS[4], ARGV[9]) end
+local cur = version()
+if cur >= ver then return {'old', tostring(cur)} end
+if cur ~= tonumber(ARGV[2]) then return {'stale', tostring(cur)} end
+writeCase()
+return {'ok', ''}
+`)

@@ -1,0 +1,442 @@
+// Package casestore keeps cases in Redis: each case as protobuf bytes, its
+// audit history, the replies to the requests that changed it, and the indexes
+// the API lists by. Every write is one Lua script over keys that share the
+// case's district as hash tag, so a store works on one Redis or on Redis
+// Cluster alike, and a script that runs twice changes nothing the second time.
+//
+// Redis is the working state, not the record: Restore writes back what was
+// published on city.cases.v1, so an empty Redis can be rebuilt from Kafka.
+package casestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+
+	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+)
+
+var (
+	// ErrNotFound means there is no case with the given id.
+	ErrNotFound = errors.New("case not found")
+	// ErrConflict means the case is not at the version the caller expected:
+	// someone else changed it first. Read it again and decide again.
+	ErrConflict = errors.New("case version conflict")
+	// ErrInvalid means the case or change handed to the store is malformed;
+	// retrying it cannot succeed.
+	ErrInvalid = errors.New("invalid case")
+	// ErrBadCursor means a list cursor was not one List returned.
+	ErrBadCursor = errors.New("malformed cursor")
+)
+
+// restoreAttempts bounds how often Restore retries when the case moves under
+// it; only a concurrent writer of the same case makes it retry at all.
+const restoreAttempts = 16
+
+// Store reads and writes cases. It is safe for concurrent use.
+type Store struct {
+	rdb       redis.UniversalClient
+	districts []string
+}
+
+// New returns a Store on rdb. districts are the codes of every district of
+// the city: OpenCases and List without a district filter look at these.
+func New(rdb redis.UniversalClient, districts []string) *Store {
+	return &Store{rdb: rdb, districts: append([]string(nil), districts...)}
+}
+
+// Districts returns the district codes the store was given.
+func (s *Store) Districts() []string { return append([]string(nil), s.districts...) }
+
+// Create opens case c with its creation entry, once per origin: the alert
+// firing (c.AlertId, c.AlertStartsAt) of a case opened from an alert, or the
+// entry's request id of one opened by hand. c must be at version 1, with an
+// id from NewID. When the origin already opened a case, Create changes
+// nothing and returns the change that opened that case, with created false.
+func (s *Store) Create(ctx context.Context, c *cityhubv1.Case, entry *cityhubv1.AuditEntry) (change *cityhubv1.CaseChange, created bool, err error) {
+	if err := checkCase(c); err != nil {
+		return nil, false, err
+	}
+	if c.GetVersion() != 1 || entry.GetVersion() != 1 {
+		return nil, false, fmt.Errorf("%w: a new case and its entry are at version 1", ErrInvalid)
+	}
+	origin, err := originKey(c, entry)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	change = &cityhubv1.CaseChange{Case: c, Change: entry}
+	w, err := newWrite(c, entry, change, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	w.origin, w.setOrigin = origin, true
+	w.add = indexes(c)
+	res, err := w.run(ctx, s.rdb, createScript)
+	if err != nil {
+		return nil, false, fmt.Errorf("create case %s: %w", c.GetId(), err)
+	}
+	switch res.status {
+	case "ok":
+		return change, true, nil
+	case "exists":
+		first, err := s.creation(ctx, res.value, entry.GetRequestId())
+		if err != nil {
+			return nil, false, err
+		}
+		return first, false, nil
+	case "conflict":
+		return nil, false, fmt.Errorf("%w: case %s already exists", ErrConflict, c.GetId())
+	}
+	return nil, false, fmt.Errorf("create case %s: unexpected reply %q", c.GetId(), res.status)
+}
+
+// creation returns the change that opened case id, as its request log kept
+// it; should the log lack it, the case as it is now.
+func (s *Store) creation(ctx context.Context, id, requestID string) (*cityhubv1.CaseChange, error) {
+	district, ok := DistrictOf(id)
+	if !ok {
+		return nil, fmt.Errorf("origin points at malformed case id %q", id)
+	}
+	if requestID != "" {
+		b, err := s.rdb.HGet(ctx, requestsKey(district, id), requestID).Bytes()
+		if err == nil {
+			return decodeChange(b)
+		}
+		if !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("read creation of %s: %w", id, err)
+		}
+	}
+	c, hist, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	change := &cityhubv1.CaseChange{Case: c}
+	if len(hist) > 0 {
+		change.Change = hist[len(hist)-1]
+	}
+	return change, nil
+}
+
+// UpdateFunc changes c, a copy of the case at the expected version, in place
+// and returns the audit entry that describes the change. Update sets the
+// version of both; the function sets everything else. An error from it is
+// returned by Update as it is.
+type UpdateFunc func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error)
+
+// Update changes case id from version expected to expected+1 with fn. A
+// requestID that already changed the case returns the change it made then,
+// and changes nothing, whatever the case's version is now; an empty
+// requestID is never deduplicated. It fails with ErrNotFound when there is no
+// such case and ErrConflict when the case is not at version expected.
+func (s *Store) Update(ctx context.Context, id string, expected int64, requestID string, fn UpdateFunc) (*cityhubv1.CaseChange, error) {
+	district, ok := DistrictOf(id)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	pipe := s.rdb.Pipeline()
+	cur := pipe.HGet(ctx, caseKey(district, id), "pb")
+	var prev *redis.StringCmd
+	if requestID != "" {
+		prev = pipe.HGet(ctx, requestsKey(district, id), requestID)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read case %s: %w", id, err)
+	}
+	if prev != nil {
+		if b, err := prev.Bytes(); err == nil {
+			return decodeChange(b)
+		}
+	}
+	b, err := cur.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read case %s: %w", id, err)
+	}
+	old := new(cityhubv1.Case)
+	if err := proto.Unmarshal(b, old); err != nil {
+		return nil, fmt.Errorf("decode case %s: %w", id, err)
+	}
+	if old.GetVersion() != expected {
+		return nil, fmt.Errorf("%w: case %s is at version %d, not %d", ErrConflict, id, old.GetVersion(), expected)
+	}
+	c := proto.CloneOf(old)
+	entry, err := fn(c)
+	if err != nil {
+		return nil, err
+	}
+	if c.GetId() != id || c.GetDistrict() != district {
+		return nil, fmt.Errorf("%w: an update may not change a case's id or district", ErrInvalid)
+	}
+	c.Version = expected + 1
+	entry.Version = c.Version
+	entry.RequestId = requestID
+	change := &cityhubv1.CaseChange{Case: c, Change: entry}
+	w, err := newWrite(c, entry, change, expected)
+	if err != nil {
+		return nil, err
+	}
+	w.requestID = requestID
+	w.remove, w.add = indexes(old), indexes(c)
+	res, err := w.run(ctx, s.rdb, updateScript)
+	if err != nil {
+		return nil, fmt.Errorf("update case %s: %w", id, err)
+	}
+	switch res.status {
+	case "ok":
+		return change, nil
+	case "dup":
+		return decodeChange([]byte(res.value))
+	case "missing":
+		return nil, ErrNotFound
+	case "conflict":
+		return nil, fmt.Errorf("%w: case %s is at version %s, not %d", ErrConflict, id, res.value, expected)
+	}
+	return nil, fmt.Errorf("update case %s: unexpected reply %q", id, res.status)
+}
+
+// Restore writes a change as published on city.cases.v1: the case when it is
+// newer than what Redis holds, and its audit entry, request reply and origin
+// whatever the order changes arrive in. Restoring a change twice, or an
+// older one, changes nothing.
+func (s *Store) Restore(ctx context.Context, change *cityhubv1.CaseChange) error {
+	c, entry := change.GetCase(), change.GetChange()
+	if err := checkCase(c); err != nil {
+		return err
+	}
+	if entry == nil || entry.GetVersion() != c.GetVersion() {
+		return fmt.Errorf("%w: change of %s has no audit entry at version %d", ErrInvalid, c.GetId(), c.GetVersion())
+	}
+	for range restoreAttempts {
+		old, err := s.current(ctx, c.GetDistrict(), c.GetId())
+		if err != nil {
+			return err
+		}
+		w, err := newWrite(c, entry, change, old.GetVersion())
+		if err != nil {
+			return err
+		}
+		w.requestID = entry.GetRequestId()
+		if entry.GetVersion() == 1 {
+			if key, err := originKey(c, entry); err == nil {
+				w.origin, w.setOrigin = key, true
+			}
+		}
+		if old.GetVersion() > 0 {
+			w.remove = indexes(old)
+		}
+		w.add = indexes(c)
+		res, err := w.run(ctx, s.rdb, restoreScript)
+		if err != nil {
+			return fmt.Errorf("restore case %s: %w", c.GetId(), err)
+		}
+		if res.status != "stale" {
+			return nil
+		}
+	}
+	return fmt.Errorf("restore case %s: %w: it kept changing", c.GetId(), ErrConflict)
+}
+
+// current returns the case as Redis holds it, or an empty case at version 0.
+func (s *Store) current(ctx context.Context, district, id string) (*cityhubv1.Case, error) {
+	b, err := s.rdb.HGet(ctx, caseKey(district, id), "pb").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return &cityhubv1.Case{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read case %s: %w", id, err)
+	}
+	c := new(cityhubv1.Case)
+	if err := proto.Unmarshal(b, c); err != nil {
+		return nil, fmt.Errorf("decode case %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// Get returns case id and its history, oldest first.
+func (s *Store) Get(ctx context.Context, id string) (*cityhubv1.Case, []*cityhubv1.AuditEntry, error) {
+	district, ok := DistrictOf(id)
+	if !ok {
+		return nil, nil, ErrNotFound
+	}
+	pipe := s.rdb.Pipeline()
+	cur := pipe.HGet(ctx, caseKey(district, id), "pb")
+	hist := pipe.ZRange(ctx, historyKey(district, id), 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, fmt.Errorf("read case %s: %w", id, err)
+	}
+	b, err := cur.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read case %s: %w", id, err)
+	}
+	c := new(cityhubv1.Case)
+	if err := proto.Unmarshal(b, c); err != nil {
+		return nil, nil, fmt.Errorf("decode case %s: %w", id, err)
+	}
+	entries := make([]*cityhubv1.AuditEntry, 0, len(hist.Val()))
+	for _, raw := range hist.Val() {
+		e := new(cityhubv1.AuditEntry)
+		if err := proto.Unmarshal([]byte(raw), e); err != nil {
+			return nil, nil, fmt.Errorf("decode history of %s: %w", id, err)
+		}
+		entries = append(entries, e)
+	}
+	return c, entries, nil
+}
+
+// OpenCases returns every open case of every district, for the snapshot the
+// live gateway sends a new subscriber.
+func (s *Store) OpenCases(ctx context.Context) ([]*cityhubv1.Case, error) {
+	var out []*cityhubv1.Case
+	for _, d := range s.districts {
+		ids, err := s.rdb.ZRange(ctx, indexOpen(d), 0, -1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("open cases of %s: %w", d, err)
+		}
+		cases, err := s.load(ctx, d, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cases {
+			if c != nil && c.GetStatus().Open() {
+				out = append(out, c)
+			}
+		}
+	}
+	return out, nil
+}
+
+// loadChunk bounds the commands of one pipelined read.
+const loadChunk = 512
+
+// load reads the cases ids of district; a case that vanished is nil.
+func (s *Store) load(ctx context.Context, district string, ids []string) ([]*cityhubv1.Case, error) {
+	out := make([]*cityhubv1.Case, 0, len(ids))
+	for start := 0; start < len(ids); start += loadChunk {
+		chunk := ids[start:min(start+loadChunk, len(ids))]
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.StringCmd, len(chunk))
+		for i, id := range chunk {
+			cmds[i] = pipe.HGet(ctx, caseKey(district, id), "pb")
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("read cases of %s: %w", district, err)
+		}
+		for i, cmd := range cmds {
+			b, err := cmd.Bytes()
+			if errors.Is(err, redis.Nil) {
+				out = append(out, nil)
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read case %s: %w", chunk[i], err)
+			}
+			c := new(cityhubv1.Case)
+			if err := proto.Unmarshal(b, c); err != nil {
+				return nil, fmt.Errorf("decode case %s: %w", chunk[i], err)
+			}
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func checkCase(c *cityhubv1.Case) error {
+	if c == nil {
+		return fmt.Errorf("%w: no case", ErrInvalid)
+	}
+	d, ok := DistrictOf(c.GetId())
+	if !ok {
+		return fmt.Errorf("%w: malformed id %q", ErrInvalid, c.GetId())
+	}
+	if d != c.GetDistrict() {
+		return fmt.Errorf("%w: id %q is not of district %q", ErrInvalid, c.GetId(), c.GetDistrict())
+	}
+	if c.GetVersion() < 1 {
+		return fmt.Errorf("%w: case %s has version %d", ErrInvalid, c.GetId(), c.GetVersion())
+	}
+	if c.GetStatus() == cityhubv1.CaseStatus_CASE_STATUS_UNSPECIFIED || c.GetCreatedAt() == nil {
+		return fmt.Errorf("%w: case %s has no status or creation time", ErrInvalid, c.GetId())
+	}
+	return nil
+}
+
+func decodeChange(b []byte) (*cityhubv1.CaseChange, error) {
+	ch := new(cityhubv1.CaseChange)
+	if err := proto.Unmarshal(b, ch); err != nil {
+		return nil, fmt.Errorf("decode stored reply: %w", err)
+	}
+	return ch, nil
+}
+
+// write is one call of a script, in the convention scripts.go describes.
+type write struct {
+	c                      *cityhubv1.Case
+	caseB, changeB, entryB []byte
+	base                   int64
+	requestID, origin      string
+	setOrigin              bool
+	remove, add            []string
+}
+
+type reply struct{ status, value string }
+
+func newWrite(c *cityhubv1.Case, entry *cityhubv1.AuditEntry, change *cityhubv1.CaseChange, base int64) (*write, error) {
+	w := &write{c: c, base: base, requestID: entry.GetRequestId()}
+	var err error
+	opts := proto.MarshalOptions{Deterministic: true}
+	if w.caseB, err = opts.Marshal(c); err != nil {
+		return nil, fmt.Errorf("encode case %s: %w", c.GetId(), err)
+	}
+	if w.entryB, err = opts.Marshal(entry); err != nil {
+		return nil, fmt.Errorf("encode entry of %s: %w", c.GetId(), err)
+	}
+	if w.changeB, err = opts.Marshal(change); err != nil {
+		return nil, fmt.Errorf("encode change of %s: %w", c.GetId(), err)
+	}
+	return w, nil
+}
+
+func (w *write) run(ctx context.Context, rdb redis.UniversalClient, script *redis.Script) (reply, error) {
+	d, id := w.c.GetDistrict(), w.c.GetId()
+	origin := w.origin
+	if origin == "" {
+		origin = caseKey(d, id) // a placeholder within the hash tag; the script leaves it alone
+	}
+	keys := append([]string{caseKey(d, id), historyKey(d, id), requestsKey(d, id), origin}, w.remove...)
+	keys = append(keys, w.add...)
+	setOrigin := "0"
+	if w.setOrigin {
+		setOrigin = "1"
+	}
+	args := []any{
+		w.requestID, w.base, w.c.GetVersion(),
+		w.caseB, w.changeB, w.entryB,
+		w.c.GetStatus().Name(), score(w.c), id,
+		len(w.remove), len(w.add), setOrigin,
+	}
+	v, err := script.Run(ctx, rdb, keys, args...).Slice()
+	if err != nil {
+		return reply{}, err
+	}
+	if len(v) != 2 {
+		return reply{}, fmt.Errorf("script replied %v", v)
+	}
+	status, _ := v[0].(string)
+	value, _ := v[1].(string)
+	return reply{status, value}, nil
+}
+
+// score orders a case in every index: its creation time in milliseconds,
+// which never changes, so a cursor stays valid while cases change.
+func score(c *cityhubv1.Case) string {
+	return strconv.FormatInt(c.GetCreatedAt().AsTime().UnixMilli(), 10)
+}
