@@ -1,0 +1,75 @@
+package live
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// metrics are the gateway's Prometheus metrics.
+type metrics struct {
+	connections    prometheus.Gauge
+	subscriptions  prometheus.Gauge
+	sent           *prometheus.CounterVec
+	resets         prometheus.Counter
+	closes         *prometheus.CounterVec
+	refused        *prometheus.CounterVec
+	badFrames      prometheus.Counter
+	snapshotErrors prometheus.Counter
+	deltas         *prometheus.CounterVec
+	undecodable    *prometheus.CounterVec
+	restarts       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		connections: f.NewGauge(prometheus.GaugeOpts{
+			Name: "cityhub_live_connections",
+			Help: "Open websocket connections.",
+		}),
+		subscriptions: f.NewGauge(prometheus.GaugeOpts{
+			Name: "cityhub_live_subscriptions",
+			Help: "Connections with an active subscription.",
+		}),
+		sent: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "cityhub_live_messages_sent_total",
+			Help: "Frames written to clients, by frame type.",
+		}, []string{"type"}),
+		resets: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_live_resets_total",
+			Help: "Clients reset and closed because they could not keep up.",
+		}),
+		closes: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "cityhub_live_closes_total",
+			Help: "Connections ended, by why.",
+		}, []string{"reason"}),
+		refused: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "cityhub_live_refused_total",
+			Help: "Websocket handshakes refused, by why.",
+		}, []string{"reason"}),
+		badFrames: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_live_bad_frames_total",
+			Help: "Client frames answered with an error frame.",
+		}),
+		snapshotErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_live_snapshot_errors_total",
+			Help: "Snapshots that could not be taken.",
+		}),
+		deltas: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "cityhub_live_deltas_total",
+			Help: "Changes read from Kafka and fanned out, by stream.",
+		}, []string{"stream"}),
+		undecodable: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "cityhub_live_undecodable_total",
+			Help: "Kafka messages and snapshot items skipped because they could not be decoded or rendered, by topic.",
+		}, []string{"topic"}),
+		restarts: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_live_follower_restarts_total",
+			Help: "Times following the topics failed and was started again.",
+		}),
+	}
+	for _, t := range []string{frameSnapshot, frameAlert, frameCase, frameError, frameReset} {
+		m.sent.WithLabelValues(t)
+	}
+	return m
+}
