@@ -1,0 +1,168 @@
+// Command cityhub runs the whole hub in one process, mints tokens for it,
+// and simulates a city's events against it.
+//
+//	cityhub [run] [--http :8080] [--rules rules] [--data .cityhub]
+//	cityhub token [--data .cityhub] --role ROLE [--dept D] [--districts a,b] [--ttl 8h]
+//	cityhub simulate [--url http://localhost:8080] [--rate 5] [--duration 1m]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/cityhub/cityhub/services/cityhub/hub"
+	"github.com/cityhub/cityhub/services/cityhub/simulate"
+	"github.com/cityhub/cityhub/services/platform/auth"
+	"github.com/cityhub/cityhub/services/platform/config"
+	"github.com/cityhub/cityhub/services/platform/logging"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "cityhub:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runHub(ctx, args, stdout, stderr)
+	case "token":
+		return token(args, stdout, stderr)
+	case "simulate":
+		return runSimulate(ctx, args, stdout, stderr)
+	}
+	return fmt.Errorf("unknown command %q (want run, token or simulate)", cmd)
+}
+
+func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cityhub run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o hub.Options
+	var logLevel, logFormat string
+	fs.StringVar(&o.HTTPAddr, "http", ":8080", "HTTP listen address of every service")
+	fs.StringVar(&o.RulesDir, "rules", "rules", "directory with catalog.yaml and packs/")
+	fs.StringVar(&o.DataDir, "data", ".cityhub", "directory for the embedded Kafka log and the token signing key")
+	config.ListVar(fs, &o.KafkaBrokers, "kafka-brokers", "CITYHUB_KAFKA_BROKERS", "", "use these Kafka brokers instead of the embedded one")
+	config.StringVar(fs, &o.RedisURL, "redis-url", "CITYHUB_REDIS_URL", "", "use this Redis instead of the embedded one")
+	config.ListVar(fs, &o.AllowedOrigins, "origins", "CITYHUB_ALLOWED_ORIGINS", "", "more origins allowed to open the live websocket")
+	config.StringVar(fs, &logLevel, "log-level", "CITYHUB_LOG_LEVEL", "info", "log level")
+	config.StringVar(fs, &logFormat, "log-format", "CITYHUB_LOG_FORMAT", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := logging.New(stderr, logLevel, logFormat)
+	if err != nil {
+		return err
+	}
+	o.Logger = log
+	o.OnReady = func(info hub.Info) { banner(stdout, info) }
+	return hub.Run(ctx, o)
+}
+
+// banner tells the person who started the hub where everything is. The
+// wall-screen link carries a viewer token in its fragment, which browsers
+// never send to a server; it goes to the terminal, never to the log.
+func banner(w io.Writer, info hub.Info) {
+	fmt.Fprintf(w, "\ncityhub is running at %s\n", info.URL)
+	if info.EmbeddedKafka {
+		fmt.Fprintf(w, "  Kafka  embedded at %s, its log kept in %s/kafka\n", info.KafkaBrokers[0], info.DataDir)
+	} else {
+		fmt.Fprintf(w, "  Kafka  %v\n", info.KafkaBrokers)
+	}
+	if info.EmbeddedRedis {
+		fmt.Fprintf(w, "  Redis  embedded at %s, in memory only: %d cases rebuilt from the Kafka log\n", info.RedisURL, info.Rebuilt)
+	} else {
+		fmt.Fprintf(w, "  Redis  %s\n", info.RedisURL)
+	}
+	if viewer, err := mint(info.DataDir, auth.Principal{Subject: "wall-screen", Role: auth.RoleViewer}, 12*time.Hour); err == nil {
+		fmt.Fprintf(w, "\n  Wall screen (大屏):  %s/#token=%s\n", info.URL, viewer)
+	}
+	fmt.Fprintf(w, "  Metrics:            %s/metrics\n", info.URL)
+	fmt.Fprintf(w, "\n  A token for any role:  go run ./services/cityhub/cmd/cityhub token --role commander\n")
+	fmt.Fprintf(w, "  Simulated city events: go run ./services/cityhub/cmd/cityhub simulate --rate 5\n\n")
+}
+
+func mint(dataDir string, p auth.Principal, ttl time.Duration) (string, error) {
+	key, err := auth.LoadOrCreateKey(dataDir)
+	if err != nil {
+		return "", err
+	}
+	return auth.NewSigner(key).Sign(p, ttl)
+}
+
+func token(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cityhub token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var dataDir, role, dept, sub string
+	var districts []string
+	var ttl time.Duration
+	fs.StringVar(&dataDir, "data", ".cityhub", "data directory of the hub that will accept the token")
+	fs.StringVar(&role, "role", "", "commander, dispatcher, department, viewer or source")
+	fs.StringVar(&dept, "dept", "", "department code (required for --role department)")
+	config.ListVar(fs, &districts, "districts", "CITYHUB_TOKEN_DISTRICTS", "", "district codes the token is scoped to, comma-separated")
+	fs.StringVar(&sub, "sub", "", "subject: who the token names (default: the role)")
+	fs.DurationVar(&ttl, "ttl", 8*time.Hour, "how long the token is valid")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	r, err := auth.ParseRole(role)
+	if err != nil {
+		return err
+	}
+	if sub == "" {
+		sub = role
+		if dept != "" {
+			sub += "-" + dept
+		}
+	}
+	tok, err := mint(dataDir, auth.Principal{Subject: sub, Role: r, Dept: dept, Districts: districts}, ttl)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "a %s token for %q, valid for %s, accepted by a hub started with --data %s:\n", r, sub, ttl, dataDir)
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cityhub simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o simulate.Options
+	var dataDir, rulesDir, tok string
+	fs.StringVar(&o.URL, "url", "http://localhost:8080", "base URL of the hub")
+	fs.Float64Var(&o.Rate, "rate", 5, "events per second")
+	fs.DurationVar(&o.Duration, "duration", time.Minute, "how long to run (0: until interrupted)")
+	fs.Int64Var(&o.Seed, "seed", 0, "random seed (0: from the clock)")
+	fs.StringVar(&dataDir, "data", ".cityhub", "data directory of the hub, for a source token")
+	fs.StringVar(&rulesDir, "rules", "rules", "directory with catalog.yaml")
+	config.StringVar(fs, &tok, "token", "CITYHUB_TOKEN", "", "source token (default: minted from --data)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if tok == "" {
+		var err error
+		if tok, err = mint(dataDir, auth.Principal{Subject: "simulator", Role: auth.RoleSource}, 24*time.Hour); err != nil {
+			return err
+		}
+	}
+	o.Token = tok
+	o.CatalogPath = rulesDir + "/catalog.yaml"
+	o.Progress = stdout
+	return simulate.Run(ctx, o)
+}

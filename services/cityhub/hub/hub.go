@@ -1,0 +1,289 @@
+// Package hub composes every cityhub service in one process: intake, the
+// ruler, dispatch and the live gateway share one HTTP listener, one Kafka
+// writer, one Redis client and one metrics registry. With no external
+// servers given it embeds Kafka (kfake, its log under the data directory)
+// and Redis (miniredis, in memory) and, because Kafka is the record,
+// rebuilds the Redis state from the log on start.
+package hub
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	frontendstub "github.com/cityhub/cityhub/frontend-stub"
+	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/cityhub/embedded"
+	"github.com/cityhub/cityhub/services/dispatch"
+	"github.com/cityhub/cityhub/services/dispatch/casestore"
+	"github.com/cityhub/cityhub/services/intake"
+	"github.com/cityhub/cityhub/services/live"
+	"github.com/cityhub/cityhub/services/platform/auth"
+	"github.com/cityhub/cityhub/services/platform/catalog"
+	"github.com/cityhub/cityhub/services/platform/health"
+	"github.com/cityhub/cityhub/services/platform/redisclient"
+	"github.com/cityhub/cityhub/services/platform/serve"
+	"github.com/cityhub/cityhub/services/platform/stream"
+	"github.com/cityhub/cityhub/services/ruler"
+	"github.com/cityhub/cityhub/services/ruler/alertstate"
+)
+
+// Options configures Run.
+type Options struct {
+	// HTTPAddr is where every service listens; ":8080" when empty.
+	HTTPAddr string
+	// RulesDir holds catalog.yaml and packs/; "rules" when empty.
+	RulesDir string
+	// DataDir holds the embedded Kafka log and the token signing key;
+	// ".cityhub" when empty.
+	DataDir string
+	// KafkaBrokers, when set, replace the embedded Kafka.
+	KafkaBrokers []string
+	// KafkaAddr is where the embedded Kafka listens; "127.0.0.1:9092" when empty.
+	KafkaAddr string
+	// RedisURL, when set, replaces the embedded Redis.
+	RedisURL string
+	// RedisAddr is where the embedded Redis listens; "127.0.0.1:6379" when empty.
+	RedisAddr string
+	// AllowedOrigins may open the live websocket; the hub's own
+	// http://localhost:PORT and http://127.0.0.1:PORT are always allowed.
+	AllowedOrigins []string
+	// TopicPrefix is prepended to every topic name.
+	TopicPrefix string
+	// Frontend serves the pages; the embedded copy when nil.
+	Frontend fs.FS
+	Logger   *slog.Logger
+	// OnReady is called once every service runs.
+	OnReady func(Info)
+}
+
+// Info says where a running hub can be reached.
+type Info struct {
+	// URL is the base URL of the HTTP listener, e.g. http://127.0.0.1:8080.
+	URL          string
+	KafkaBrokers []string
+	RedisURL     string
+	// Embedded says which of Kafka and Redis run inside the process.
+	EmbeddedKafka, EmbeddedRedis bool
+	// DataDir holds the signing key that "cityhub token" uses.
+	DataDir string
+	// Rebuilt counts the cases restored into Redis from the log on start.
+	Rebuilt int
+}
+
+func (o *Options) defaults() {
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = ":8080"
+	}
+	if o.RulesDir == "" {
+		o.RulesDir = "rules"
+	}
+	if o.DataDir == "" {
+		o.DataDir = ".cityhub"
+	}
+	if o.KafkaAddr == "" {
+		o.KafkaAddr = "127.0.0.1:9092"
+	}
+	if o.RedisAddr == "" {
+		o.RedisAddr = "127.0.0.1:6379"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Frontend == nil {
+		o.Frontend = frontendstub.FS
+	}
+}
+
+// Run starts the hub and serves until ctx ends, then stops every service
+// and the embedded servers. It returns nil after a clean shutdown.
+func Run(ctx context.Context, opts Options) error {
+	opts.defaults()
+	log := opts.Logger
+	cat, err := catalog.Load(filepath.Join(opts.RulesDir, "catalog.yaml"))
+	if err != nil {
+		return err
+	}
+	key, err := auth.LoadOrCreateKey(opts.DataDir)
+	if err != nil {
+		return err
+	}
+	verifier, err := auth.NewVerifier(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return err
+	}
+	info := Info{DataDir: opts.DataDir}
+
+	// Infrastructure.
+	brokers := opts.KafkaBrokers
+	if len(brokers) == 0 {
+		k, err := embedded.StartKafka(opts.KafkaAddr, filepath.Join(opts.DataDir, "kafka"))
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		brokers = k.Brokers()
+		info.EmbeddedKafka = true
+	}
+	info.KafkaBrokers = brokers
+	redisURL := opts.RedisURL
+	if redisURL == "" {
+		r, err := embedded.StartRedis(opts.RedisAddr)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		redisURL = r.URL()
+		info.EmbeddedRedis = true
+	}
+	info.RedisURL = redisURL
+	rdb, err := redisclient.New(redisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	topics := stream.DefaultTopics(opts.TopicPrefix)
+	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := stream.EnsureTopics(setupCtx, brokers, 3, 1, topics.All()...); err != nil {
+		return fmt.Errorf("kafka at %v: %w", brokers, err)
+	}
+	if err := rdb.Ping(setupCtx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	writer, err := stream.NewWriter(stream.WriterOptions{Brokers: brokers, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer writer.Close()
+
+	// Services.
+	in, err := intake.New(intake.Options{Writer: writer, Topics: topics, Catalog: cat, Verifier: verifier, Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	rl, err := ruler.New(ruler.Options{
+		Brokers: brokers, Topics: topics, Redis: rdb, Writer: writer,
+		PacksDir: filepath.Join(opts.RulesDir, "packs"), Catalog: cat, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	dp, err := dispatch.New(dispatch.Options{
+		Brokers: brokers, Topics: topics, Redis: rdb, Writer: writer,
+		Catalog: cat, Verifier: verifier, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	if info.EmbeddedRedis {
+		// The embedded Redis starts empty; the log has every case.
+		n, err := dispatch.Rebuild(setupCtx, brokers, topics.Cases, dp.Store())
+		if err != nil {
+			return fmt.Errorf("rebuild cases from %s: %w", topics.Cases, err)
+		}
+		info.Rebuilt = n
+	}
+
+	ln, err := net.Listen("tcp", opts.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	info.URL = "http://" + hostPort(ln.Addr())
+	origins := append([]string{
+		"http://localhost:" + portOf(ln.Addr()),
+		"http://127.0.0.1:" + portOf(ln.Addr()),
+	}, opts.AllowedOrigins...)
+	gw, err := live.New(live.Options{
+		Brokers: brokers, Topics: topics, Verifier: verifier, AllowedOrigins: origins,
+		Snapshot: snapshot{alerts: rl.Store(), cases: dp.Store()},
+		Frontend: opts.Frontend, Catalog: cat, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	mux := http.NewServeMux()
+	checks := health.New()
+	checks.Add("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	checks.Routes(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	in.Routes(mux)
+	dp.Routes(mux)
+	gw.Routes(mux)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return rl.Run(gctx) })
+	g.Go(func() error { return dp.Run(gctx) })
+	g.Go(func() error { return gw.Run(gctx) })
+	g.Go(func() error { return serve.Run(gctx, ln, mux, serve.Options{Logger: log}) })
+	checks.Add("live", func(context.Context) error {
+		if !gw.Ready() {
+			return errors.New("the live feed is not following Kafka yet")
+		}
+		return nil
+	})
+	if opts.OnReady != nil {
+		// Ready means a subscriber can attach: wait for the gateway.
+		for !gw.Ready() && gctx.Err() == nil {
+			select {
+			case <-gctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		if gctx.Err() == nil {
+			opts.OnReady(info)
+		}
+	}
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil
+	}
+	return err
+}
+
+// snapshot joins the ruler's and dispatch's stores into what the live
+// gateway serves as its snapshot.
+type snapshot struct {
+	alerts *alertstate.Store
+	cases  *casestore.Store
+}
+
+var _ live.Snapshotter = snapshot{}
+
+func (s snapshot) FiringAlerts(ctx context.Context) ([]*cityhubv1.Alert, error) {
+	return s.alerts.Firing(ctx)
+}
+
+func (s snapshot) OpenCases(ctx context.Context) ([]*cityhubv1.Case, error) {
+	return s.cases.OpenCases(ctx)
+}
+
+func hostPort(a net.Addr) string {
+	host, port, _ := net.SplitHostPort(a.String())
+	if host == "::" || host == "0.0.0.0" || host == "" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func portOf(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return port
+}

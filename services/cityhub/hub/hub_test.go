@@ -1,0 +1,259 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/cityhub/cityhub/services/cityhub/hub"
+	"github.com/cityhub/cityhub/services/platform/auth"
+	"github.com/cityhub/cityhub/services/platform/redistest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// running is a hub started by a test.
+type running struct {
+	info hub.Info
+	stop func()
+}
+
+func startHub(t *testing.T, o hub.Options) *running {
+	t.Helper()
+	o.HTTPAddr = "127.0.0.1:0"
+	o.KafkaAddr = "127.0.0.1:0"
+	o.RedisAddr = "127.0.0.1:0"
+	o.RulesDir = "../../../rules"
+	ready := make(chan hub.Info, 1)
+	o.OnReady = func(i hub.Info) { ready <- i }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- hub.Run(ctx, o) }()
+	r := &running{}
+	select {
+	case r.info = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("hub.Run: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("the hub did not start within 60s")
+	}
+	stopped := false
+	r.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("hub.Run returned %v after shutdown", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the hub did not stop within 30s")
+		}
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *running) token(t *testing.T, p auth.Principal) string {
+	t.Helper()
+	key, err := auth.LoadOrCreateKey(r.info.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := auth.NewSigner(key).Sign(p, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (r *running) do(t *testing.T, method, path, token string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, r.info.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func waterlogging(id string, depth float64) map[string]any {
+	return map[string]any{
+		"id": id, "source": "iot", "type": "waterlogging",
+		"occurred_at": time.Now().UTC().Format(time.RFC3339),
+		"location":    map[string]any{"district": "xuhui", "street": "tianping", "lon": 121.43, "lat": 31.19},
+		"attrs":       map[string]any{"water_depth_cm": depth},
+	}
+}
+
+type frame struct {
+	Type    string            `json:"type"`
+	Stream  string            `json:"stream"`
+	Version int64             `json:"version"`
+	Items   []json.RawMessage `json:"items"`
+	Data    json.RawMessage   `json:"data"`
+}
+
+type item struct {
+	ID      string `json:"id"`
+	Rule    string `json:"rule"`
+	State   string `json:"state"`
+	Status  string `json:"status"`
+	Lead    string `json:"lead"`
+	AlertID string `json:"alert_id"`
+	Version int64  `json:"version"`
+}
+
+func subscribe(t *testing.T, r *running, token string) *websocket.Conn {
+	t.Helper()
+	url := "ws" + strings.TrimPrefix(r.info.URL, "http") + "/v1/live"
+	c, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"Authorization": {"Bearer " + token}})
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (HTTP %d)", url, err, status)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.WriteJSON(map[string]any{"type": "subscribe", "streams": []string{"alerts", "cases"}}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// await reads frames until want returns true for one, or fails the test.
+func await(t *testing.T, c *websocket.Conn, what string, want func(frame) bool) frame {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(45 * time.Second))
+	for {
+		var f frame
+		if err := c.ReadJSON(&f); err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if want(f) {
+			return f
+		}
+	}
+}
+
+func decode[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	return v
+}
+
+// TestEventToCaseEndToEnd posts one waterlogging event over HTTP and follows
+// it through Kafka, the ruler, dispatch and Redis to a websocket subscriber,
+// with a real redis-server and the embedded Kafka over TCP.
+func TestEventToCaseEndToEnd(t *testing.T) {
+	redis := redistest.Start(t)
+	h := startHub(t, hub.Options{DataDir: t.TempDir(), RedisURL: redis.URL})
+	commander := h.token(t, auth.Principal{Subject: "commander", Role: auth.RoleCommander})
+	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource})
+
+	ws := subscribe(t, h, commander)
+	await(t, ws, "the cases snapshot", func(f frame) bool { return f.Type == "snapshot" && f.Stream == "cases" })
+
+	if code, body := h.do(t, "POST", "/v1/events", source, waterlogging("e2e-1", 35)); code != http.StatusAccepted {
+		t.Fatalf("POST /v1/events = %d %s", code, body)
+	}
+	af := await(t, ws, "the alert", func(f frame) bool { return f.Type == "alert" })
+	alert := decode[item](t, af.Data)
+	if alert.State != "firing" || !strings.HasPrefix(alert.Rule, "flood-control/") {
+		t.Errorf("alert = %+v", alert)
+	}
+	cf := await(t, ws, "the case", func(f frame) bool { return f.Type == "case" })
+	cs := decode[item](t, cf.Data)
+	if cs.Status != "dispatched" || cs.Lead != "water-affairs" || cs.AlertID != alert.ID {
+		t.Errorf("case = %+v, want dispatched to water-affairs from alert %s", cs, alert.ID)
+	}
+
+	// The dispatch API has it, with its history.
+	code, body := h.do(t, "GET", "/v1/cases/"+cs.ID, commander, nil)
+	if code != http.StatusOK || !strings.Contains(string(body), `"history"`) {
+		t.Fatalf("GET case = %d %s", code, body)
+	}
+
+	// The same event again (a source retrying) opens no second case.
+	if code, body := h.do(t, "POST", "/v1/events", source, waterlogging("e2e-1", 35)); code != http.StatusAccepted {
+		t.Fatalf("repeat POST = %d %s", code, body)
+	}
+	// A marker event in another district shows when the repeat has passed
+	// through: Kafka keeps per-district order, so wait for a second alert.
+	marker := waterlogging("e2e-marker", 40)
+	marker["location"] = map[string]any{"district": "pudong", "street": "zhangyang"}
+	if code, body := h.do(t, "POST", "/v1/events", source, marker); code != http.StatusAccepted {
+		t.Fatalf("marker POST = %d %s", code, body)
+	}
+	await(t, ws, "the marker's case", func(f frame) bool {
+		return f.Type == "case" && decode[item](t, f.Data).ID != cs.ID
+	})
+	code, body = h.do(t, "GET", "/v1/cases?district=xuhui", commander, nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET cases = %d %s", code, body)
+	}
+	list := decode[struct{ Items []item }](t, body)
+	if len(list.Items) != 1 {
+		t.Errorf("xuhui has %d cases after a repeated event, want 1: %s", len(list.Items), body)
+	}
+}
+
+// TestEmbeddedRestartKeepsCases stops an all-embedded hub and starts it
+// again on the same data directory: the in-memory Redis is gone, and the
+// cases come back from the Kafka log.
+func TestEmbeddedRestartKeepsCases(t *testing.T) {
+	dir := t.TempDir()
+	h := startHub(t, hub.Options{DataDir: dir})
+	commander := h.token(t, auth.Principal{Subject: "commander", Role: auth.RoleCommander})
+	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource})
+	ws := subscribe(t, h, commander)
+	if code, body := h.do(t, "POST", "/v1/events", source, waterlogging("restart-1", 50)); code != http.StatusAccepted {
+		t.Fatalf("POST = %d %s", code, body)
+	}
+	cs := decode[item](t, await(t, ws, "the case", func(f frame) bool { return f.Type == "case" }).Data)
+	ws.Close()
+	h.stop()
+
+	h2 := startHub(t, hub.Options{DataDir: dir})
+	if h2.info.Rebuilt < 1 {
+		t.Errorf("rebuilt %d cases, want at least 1", h2.info.Rebuilt)
+	}
+	code, body := h2.do(t, "GET", "/v1/cases/"+cs.ID, commander, nil)
+	if code != http.StatusOK {
+		t.Fatalf("after restart GET case %s = %d %s", cs.ID, code, body)
+	}
+	got := decode[item](t, body)
+	if got.Version != cs.Version || got.Status != cs.Status {
+		t.Errorf("after restart %+v, before %+v", got, cs)
+	}
+}
