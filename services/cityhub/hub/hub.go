@@ -79,8 +79,9 @@ type Info struct {
 	EmbeddedKafka, EmbeddedRedis bool
 	// DataDir holds the signing key that "cityhub token" uses.
 	DataDir string
-	// Rebuilt counts the cases restored into Redis from the log on start.
-	Rebuilt int
+	// Rebuilt and RebuiltAlerts count the cases and alerts restored into
+	// the embedded Redis from the log on start.
+	Rebuilt, RebuiltAlerts int
 }
 
 func (o *Options) defaults() {
@@ -198,6 +199,9 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("rebuild cases from %s: %w", topics.Cases, err)
 		}
 		info.Rebuilt = n
+		if info.RebuiltAlerts, err = rl.Rebuild(setupCtx); err != nil {
+			return err
+		}
 	}
 
 	ln, err := net.Listen("tcp", opts.HTTPAddr)

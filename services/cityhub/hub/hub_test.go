@@ -256,4 +256,20 @@ func TestEmbeddedRestartKeepsCases(t *testing.T) {
 	if got.Version != cs.Version || got.Status != cs.Status {
 		t.Errorf("after restart %+v, before %+v", got, cs)
 	}
+
+	// The alert state came back too: another report from the same street
+	// continues the same alert, and opens no second case.
+	ws2 := subscribe(t, h2, commander)
+	if code, body := h2.do(t, "POST", "/v1/events", source, waterlogging("restart-2", 55)); code != http.StatusAccepted {
+		t.Fatalf("POST after restart = %d %s", code, body)
+	}
+	a := decode[item](t, await(t, ws2, "the alert after restart", func(f frame) bool { return f.Type == "alert" }).Data)
+	if a.ID != cs.AlertID || a.Version != 2 {
+		t.Errorf("after restart the alert is %s v%d, want %s v2", a.ID, a.Version, cs.AlertID)
+	}
+	await(t, ws2, "the case republished", func(f frame) bool { return f.Type == "case" })
+	code, body = h2.do(t, "GET", "/v1/cases?district=xuhui", commander, nil)
+	if n := len(decode[struct{ Items []item }](t, body).Items); code != http.StatusOK || n != 1 {
+		t.Errorf("after restart xuhui has %d cases (HTTP %d), want 1", n, code)
+	}
 }

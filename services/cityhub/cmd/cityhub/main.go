@@ -72,7 +72,11 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	o.Logger = log
 	o.OnReady = func(info hub.Info) { banner(stdout, info) }
-	return hub.Run(ctx, o)
+	if err := hub.Run(ctx, o); err != nil {
+		return err
+	}
+	log.Info("cityhub stopped")
+	return nil
 }
 
 // banner tells the person who started the hub where everything is. The
@@ -86,7 +90,7 @@ func banner(w io.Writer, info hub.Info) {
 		fmt.Fprintf(w, "  Kafka  %v\n", info.KafkaBrokers)
 	}
 	if info.EmbeddedRedis {
-		fmt.Fprintf(w, "  Redis  embedded at %s, in memory only: %d cases rebuilt from the Kafka log\n", info.RedisURL, info.Rebuilt)
+		fmt.Fprintf(w, "  Redis  embedded at %s, in memory only: %d cases and %d alerts rebuilt from the Kafka log\n", info.RedisURL, info.Rebuilt, info.RebuiltAlerts)
 	} else {
 		fmt.Fprintf(w, "  Redis  %s\n", info.RedisURL)
 	}
