@@ -18,7 +18,6 @@ replace (
 require (
 	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/cityhub/cityhub/frontend-stub v0.0.0
-	github.com/cityhub/cityhub/proto v0.0.0
 	github.com/cityhub/cityhub/services/dispatch v0.0.0
 	github.com/cityhub/cityhub/services/intake v0.0.0
 	github.com/cityhub/cityhub/services/live v0.0.0
@@ -34,6 +33,7 @@ require (
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/cityhub/cityhub/proto v0.0.0 // indirect
 	github.com/expr-lang/expr v1.17.8 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect

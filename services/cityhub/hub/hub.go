@@ -24,12 +24,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	frontendstub "github.com/cityhub/cityhub/frontend-stub"
-	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/cityhub/embedded"
 	"github.com/cityhub/cityhub/services/dispatch"
-	"github.com/cityhub/cityhub/services/dispatch/casestore"
 	"github.com/cityhub/cityhub/services/intake"
 	"github.com/cityhub/cityhub/services/live"
+	"github.com/cityhub/cityhub/services/live/snapshot"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/health"
@@ -37,7 +36,6 @@ import (
 	"github.com/cityhub/cityhub/services/platform/serve"
 	"github.com/cityhub/cityhub/services/platform/stream"
 	"github.com/cityhub/cityhub/services/ruler"
-	"github.com/cityhub/cityhub/services/ruler/alertstate"
 )
 
 // Options configures Run.
@@ -215,7 +213,7 @@ func Run(ctx context.Context, opts Options) error {
 	}, opts.AllowedOrigins...)
 	gw, err := live.New(live.Options{
 		Brokers: brokers, Topics: topics, Verifier: verifier, AllowedOrigins: origins,
-		Snapshot: snapshot{alerts: rl.Store(), cases: dp.Store()},
+		Snapshot: snapshot.Stores{Alerts: rl.Store(), Cases: dp.Store()},
 		Frontend: opts.Frontend, Catalog: cat, Logger: log, Registerer: reg,
 	})
 	if err != nil {
@@ -260,23 +258,6 @@ func Run(ctx context.Context, opts Options) error {
 		err = nil
 	}
 	return err
-}
-
-// snapshot joins the ruler's and dispatch's stores into what the live
-// gateway serves as its snapshot.
-type snapshot struct {
-	alerts *alertstate.Store
-	cases  *casestore.Store
-}
-
-var _ live.Snapshotter = snapshot{}
-
-func (s snapshot) FiringAlerts(ctx context.Context) ([]*cityhubv1.Alert, error) {
-	return s.alerts.Firing(ctx)
-}
-
-func (s snapshot) OpenCases(ctx context.Context) ([]*cityhubv1.Case, error) {
-	return s.cases.OpenCases(ctx)
 }
 
 func hostPort(a net.Addr) string {
