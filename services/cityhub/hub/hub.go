@@ -225,7 +225,8 @@ func Run(ctx context.Context, opts Options) error {
 	checks := health.New()
 	checks.Add("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	checks.Routes(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// A scraper is given a long-lived viewer token.
+	mux.Handle("GET /metrics", verifier.Require(auth.RoleCommander, auth.RoleViewer)(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	in.Routes(mux)
 	dp.Routes(mux)
 	gw.Routes(mux)

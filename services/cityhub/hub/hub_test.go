@@ -90,7 +90,9 @@ func (r *running) do(t *testing.T, method, path, token string, body any) (int, [
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, r.info.URL+path, rd)
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -202,6 +204,18 @@ func TestEventToCaseEndToEnd(t *testing.T) {
 	code, body := h.do(t, "GET", "/v1/cases/"+cs.ID, commander, nil)
 	if code != http.StatusOK || !strings.Contains(string(body), `"history"`) {
 		t.Fatalf("GET case = %d %s", code, body)
+	}
+
+	// Metrics need a token too, and count what just happened.
+	if code, _ := h.do(t, "GET", "/metrics", "", nil); code != http.StatusUnauthorized {
+		t.Errorf("GET /metrics without a token = %d, want 401", code)
+	}
+	code, body = h.do(t, "GET", "/metrics", commander, nil)
+	if code != http.StatusOK || !strings.Contains(string(body), `cityhub_intake_events_total{outcome="accepted"} 1`) {
+		t.Errorf("GET /metrics = %d, without the accepted event", code)
+	}
+	if code, _ := h.do(t, "GET", "/healthz", "", nil); code != http.StatusOK {
+		t.Errorf("GET /healthz = %d, want 200 without a token", code)
 	}
 
 	// The same event again (a source retrying) opens no second case.

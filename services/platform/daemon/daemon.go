@@ -16,12 +16,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/config"
 	"github.com/cityhub/cityhub/services/platform/health"
 	"github.com/cityhub/cityhub/services/platform/logging"
+	"github.com/cityhub/cityhub/services/platform/redisclient"
 	"github.com/cityhub/cityhub/services/platform/serve"
 	"github.com/cityhub/cityhub/services/platform/stream"
 )
@@ -35,6 +38,8 @@ type Base struct {
 	Verifier *auth.Verifier
 	Health   *health.Checker
 	Topics   stream.Topics
+
+	closers []func()
 }
 
 // Setup parses args with fs, on which the common flags are registered too,
@@ -71,11 +76,55 @@ func Setup(name string, fs *flag.FlagSet, args []string) (*Base, error) {
 	return b, nil
 }
 
-// Serve serves mux, plus /metrics and the health endpoints, on the
-// configured address until ctx ends.
-func (b *Base) Serve(ctx context.Context, mux *http.ServeMux, onShutdown func()) error {
+// Redis connects to the configured Redis, adds it to the readiness checks,
+// and closes it on Close.
+func (b *Base) Redis() (redis.UniversalClient, error) {
+	rdb, err := redisclient.New(b.Config.RedisURL)
+	if err != nil {
+		return nil, err
+	}
+	b.Health.Add("redis", func(ctx context.Context) error { return redisclient.Ping(ctx, rdb) })
+	b.closers = append(b.closers, func() { rdb.Close() })
+	return rdb, nil
+}
+
+// Writer returns a Kafka writer for the configured brokers, closed (and
+// flushed) on Close.
+func (b *Base) Writer() (*stream.Writer, error) {
+	w, err := stream.NewWriter(stream.WriterOptions{Brokers: b.Config.KafkaBrokers, Logger: b.Logger})
+	if err != nil {
+		return nil, err
+	}
+	b.closers = append(b.closers, func() { w.Close() })
+	return w, nil
+}
+
+// Close closes what Redis and Writer opened, the last opened first.
+func (b *Base) Close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+	b.closers = nil
+}
+
+// Run serves mux, plus /metrics and the health endpoints, and runs each of
+// loops, until ctx ends or one of them fails; then it stops the others and
+// returns the first error.
+func (b *Base) Run(ctx context.Context, mux *http.ServeMux, loops ...func(context.Context) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, loop := range loops {
+		g.Go(func() error { return loop(gctx) })
+	}
+	g.Go(func() error { return b.serve(gctx, mux) })
+	return g.Wait()
+}
+
+// serve serves mux, plus /metrics (for commander and viewer tokens: a
+// scraper is given a long-lived viewer token) and the health endpoints, on
+// the configured address until ctx ends.
+func (b *Base) serve(ctx context.Context, mux *http.ServeMux) error {
 	b.Health.Routes(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(b.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", b.Verifier.Require(auth.RoleCommander, auth.RoleViewer)(promhttp.HandlerFor(b.Registry, promhttp.HandlerOpts{})))
 	b.Logger.Info("serving HTTP", "addr", b.Config.HTTPAddr)
-	return serve.ListenAndRun(ctx, b.Config.HTTPAddr, mux, serve.Options{Logger: b.Logger, OnShutdown: onShutdown})
+	return serve.ListenAndRun(ctx, b.Config.HTTPAddr, mux, serve.Options{Logger: b.Logger})
 }

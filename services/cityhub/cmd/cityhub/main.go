@@ -97,7 +97,7 @@ func banner(w io.Writer, info hub.Info) {
 	if viewer, err := mint(info.DataDir, auth.Principal{Subject: "wall-screen", Role: auth.RoleViewer}, 12*time.Hour); err == nil {
 		fmt.Fprintf(w, "\n  Wall screen (大屏):  %s/#token=%s\n", info.URL, viewer)
 	}
-	fmt.Fprintf(w, "  Metrics:            %s/metrics\n", info.URL)
+	fmt.Fprintf(w, "  Metrics:            %s/metrics (with a viewer or commander token)\n", info.URL)
 	fmt.Fprintf(w, "\n  A token for any role:  go run ./services/cityhub/cmd/cityhub token --role commander\n")
 	fmt.Fprintf(w, "  Simulated city events: go run ./services/cityhub/cmd/cityhub simulate --rate 5\n\n")
 }

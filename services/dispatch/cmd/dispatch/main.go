@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -15,19 +14,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/cityhub/cityhub/services/dispatch"
 	"github.com/cityhub/cityhub/services/dispatch/casestore"
-	"github.com/cityhub/cityhub/services/platform/auth"
-	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/config"
-	"github.com/cityhub/cityhub/services/platform/health"
-	"github.com/cityhub/cityhub/services/platform/logging"
-	"github.com/cityhub/cityhub/services/platform/redisclient"
-	"github.com/cityhub/cityhub/services/platform/serve"
-	"github.com/cityhub/cityhub/services/platform/stream"
+	"github.com/cityhub/cityhub/services/platform/daemon"
 )
 
 func main() {
@@ -46,90 +36,39 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, rebuild bool) error {
-	fs := flag.NewFlagSet("dispatch", flag.ContinueOnError)
-	var common config.Common
-	common.Register(fs)
+	fs := flag.NewFlagSet("dispatch", flag.ExitOnError)
 	var group string
 	config.StringVar(fs, &group, "group", "CITYHUB_DISPATCH_GROUP", dispatch.DefaultGroup, "Kafka consumer group on the alerts topic")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if err := common.Validate(); err != nil {
-		return err
-	}
-	log, err := logging.New(os.Stderr, common.LogLevel, common.LogFormat)
+	b, err := daemon.Setup("dispatch", fs, args)
 	if err != nil {
 		return err
 	}
-	cat, err := catalog.Load(common.Catalog)
+	defer b.Close()
+	rdb, err := b.Redis()
 	if err != nil {
 		return err
 	}
-	rdb, err := redisclient.New(common.RedisURL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	topics := stream.DefaultTopics(common.TopicPrefix)
-
 	if rebuild {
-		n, err := dispatch.Rebuild(ctx, common.KafkaBrokers, topics.Cases, casestore.New(rdb, cat.DistrictCodes()))
+		n, err := dispatch.Rebuild(ctx, b.Config.KafkaBrokers, b.Topics.Cases, casestore.New(rdb, b.Catalog.DistrictCodes()))
 		if err != nil {
 			return err
 		}
-		log.Info("rebuilt cases from Kafka", "changes", n)
+		b.Logger.Info("rebuilt cases from Kafka", "changes", n)
 		return nil
 	}
-
-	if common.JWTPublicKey == "" {
-		return errors.New("no JWT public key: set --jwt-public-key or CITYHUB_JWT_PUBLIC_KEY")
-	}
-	key, err := auth.LoadPublicKey(common.JWTPublicKey)
+	w, err := b.Writer()
 	if err != nil {
 		return err
 	}
-	verifier, err := auth.NewVerifier(key)
-	if err != nil {
-		return err
-	}
-	w, err := stream.NewWriter(stream.WriterOptions{Brokers: common.KafkaBrokers, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer w.Close()
 	svc, err := dispatch.New(dispatch.Options{
-		Brokers:    common.KafkaBrokers,
-		Topics:     topics,
-		Group:      group,
-		Redis:      rdb,
-		Writer:     w,
-		Catalog:    cat,
-		Verifier:   verifier,
-		Logger:     log,
-		Registerer: prometheus.DefaultRegisterer,
+		Brokers: b.Config.KafkaBrokers, Topics: b.Topics, Group: group,
+		Redis: rdb, Writer: w, Catalog: b.Catalog, Verifier: b.Verifier,
+		Logger: b.Logger, Registerer: b.Registry,
 	})
 	if err != nil {
 		return err
 	}
-
 	mux := http.NewServeMux()
 	svc.Routes(mux)
-	checks := health.New()
-	checks.Add("redis", func(ctx context.Context) error { return redisclient.Ping(ctx, rdb) })
-	checks.Routes(mux)
-	mux.Handle("GET /metrics", promhttp.Handler())
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 2)
-	go func() { errc <- svc.Run(ctx) }()
-	go func() { errc <- serve.ListenAndRun(ctx, common.HTTPAddr, mux, serve.Options{Logger: log}) }()
-	log.Info("dispatch started", "http", common.HTTPAddr)
-	first := <-errc
-	cancel() // one ended: stop the other
-	second := <-errc
-	return errors.Join(first, second)
+	return b.Run(ctx, mux, svc.Run)
 }

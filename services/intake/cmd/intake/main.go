@@ -12,28 +12,28 @@ import (
 
 	"github.com/cityhub/cityhub/services/intake"
 	"github.com/cityhub/cityhub/services/platform/daemon"
-	"github.com/cityhub/cityhub/services/platform/stream"
 )
 
 func main() {
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "intake:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+func run(ctx context.Context) error {
 	b, err := daemon.Setup("intake", flag.NewFlagSet("intake", flag.ExitOnError), os.Args[1:])
 	if err != nil {
 		return err
 	}
-	w, err := stream.NewWriter(stream.WriterOptions{Brokers: b.Config.KafkaBrokers, Logger: b.Logger})
+	defer b.Close()
+	w, err := b.Writer()
 	if err != nil {
 		return err
 	}
-	defer w.Close()
 	svc, err := intake.New(intake.Options{
 		Writer: w, Topics: b.Topics, Catalog: b.Catalog, Verifier: b.Verifier,
 		Logger: b.Logger, Registerer: b.Registry,
@@ -43,5 +43,5 @@ func run() error {
 	}
 	mux := http.NewServeMux()
 	svc.Routes(mux)
-	return b.Serve(ctx, mux, nil)
+	return b.Run(ctx, mux)
 }

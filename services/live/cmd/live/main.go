@@ -18,20 +18,20 @@ import (
 	"github.com/cityhub/cityhub/services/live/snapshot"
 	"github.com/cityhub/cityhub/services/platform/config"
 	"github.com/cityhub/cityhub/services/platform/daemon"
-	"github.com/cityhub/cityhub/services/platform/redisclient"
 	"github.com/cityhub/cityhub/services/ruler/alertstate"
 )
 
 func main() {
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "live:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+func run(ctx context.Context) error {
 	fs := flag.NewFlagSet("live", flag.ExitOnError)
 	var origins []string
 	var pages bool
@@ -41,11 +41,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	rdb, err := redisclient.New(b.Config.RedisURL)
+	defer b.Close()
+	rdb, err := b.Redis()
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
 	alerts, err := alertstate.New(alertstate.Options{Client: rdb})
 	if err != nil {
 		return err
@@ -63,13 +63,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	b.Health.Add("redis", func(ctx context.Context) error { return redisclient.Ping(ctx, rdb) })
 	mux := http.NewServeMux()
 	gw.Routes(mux)
-	errc := make(chan error, 1)
-	go func() { errc <- gw.Run(ctx) }()
-	if err := b.Serve(ctx, mux, nil); err != nil {
-		return err
-	}
-	return <-errc
+	return b.Run(ctx, mux, gw.Run)
 }
