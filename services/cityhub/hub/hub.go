@@ -191,13 +191,15 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if info.EmbeddedRedis {
-		// The embedded Redis starts empty; the log has every case.
-		n, err := dispatch.Rebuild(setupCtx, brokers, topics.Cases, dp.Store())
+		// The embedded Redis starts empty; the log has every case and
+		// alert. Replaying takes as long as the log is long, so only ctx
+		// bounds it.
+		n, err := dispatch.Rebuild(ctx, brokers, topics.Cases, dp.Store())
 		if err != nil {
 			return fmt.Errorf("rebuild cases from %s: %w", topics.Cases, err)
 		}
 		info.Rebuilt = n
-		if info.RebuiltAlerts, err = rl.Rebuild(setupCtx); err != nil {
+		if info.RebuiltAlerts, err = rl.Rebuild(ctx); err != nil {
 			return err
 		}
 	}
