@@ -4,17 +4,6 @@
 -- ARGV: 1 event id, 2 event time ms, 3 now ms, 4 alert body,
 --       5 max event ids, 6 at_least (0: no window), 7 window ms,
 --       8 resolve_at ms (0: never)
-local function reply(status)
-  local h = redis.call('HMGET', KEYS[1], 'state', 'version', 'event_count', 'starts_at', 'updated_at', 'ends_at', 'body', 'resolve_at')
-  local out = {status, h[1] or '', h[2] or '0', h[3] or '0', h[4] or '0', h[5] or '0', h[6] or '0', h[7] or '', h[8] or '0'}
-  if h[1] then
-    for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
-      out[#out + 1] = id
-    end
-  end
-  return out
-end
-
 local id, t, now = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local state = redis.call('HGET', KEYS[1], 'state')
 if state and redis.call('LPOS', KEYS[2], id) then

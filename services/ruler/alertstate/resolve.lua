@@ -2,17 +2,6 @@
 -- rule's resolve_after. Idempotent: an alert that is not firing stays as it is.
 -- KEYS: 1 alert hash, 2 event id list, 3 count window (all one hash tag)
 -- ARGV: 1 now ms, 2 "clear" or "expire", 3 ms to keep a resolved alert
-local function reply(status)
-  local h = redis.call('HMGET', KEYS[1], 'state', 'version', 'event_count', 'starts_at', 'updated_at', 'ends_at', 'body', 'resolve_at')
-  local out = {status, h[1] or '', h[2] or '0', h[3] or '0', h[4] or '0', h[5] or '0', h[6] or '0', h[7] or '', h[8] or '0'}
-  if h[1] then
-    for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
-      out[#out + 1] = id
-    end
-  end
-  return out
-end
-
 local now = tonumber(ARGV[1])
 if ARGV[2] == 'clear' then
   -- A clear also restarts a window that has not fired yet.

@@ -44,13 +44,15 @@ func keys(fp string) []string {
 }
 
 var (
+	//go:embed reply.lua
+	replySrc string
 	//go:embed fire.lua
 	fireSrc string
 	//go:embed resolve.lua
 	resolveSrc string
 
-	fireScript    = redis.NewScript(fireSrc)
-	resolveScript = redis.NewScript(resolveSrc)
+	fireScript    = redis.NewScript(replySrc + fireSrc)
+	resolveScript = redis.NewScript(replySrc + resolveSrc)
 )
 
 // ErrNotFound means there is no alert with the given id.
