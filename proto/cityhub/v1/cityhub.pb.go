@@ -394,10 +394,13 @@ func (x *Event) GetReceivedAt() *timestamppb.Timestamp {
 
 // DispatchSpec says which departments a case opened from an alert goes to.
 type DispatchSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lead          string                 `protobuf:"bytes,1,opt,name=lead,proto3" json:"lead,omitempty"`
-	Assist        []string               `protobuf:"bytes,2,rep,name=assist,proto3" json:"assist,omitempty"`
-	Sla           *Sla                   `protobuf:"bytes,3,opt,name=sla,proto3" json:"sla,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Lead   string                 `protobuf:"bytes,1,opt,name=lead,proto3" json:"lead,omitempty"`
+	Assist []string               `protobuf:"bytes,2,rep,name=assist,proto3" json:"assist,omitempty"`
+	Sla    *Sla                   `protobuf:"bytes,3,opt,name=sla,proto3" json:"sla,omitempty"`
+	// case_class names a deadline class of the catalog (case_classes); its
+	// deadlines apply where sla leaves them unset.
+	CaseClass     string `protobuf:"bytes,4,opt,name=case_class,json=caseClass,proto3" json:"case_class,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -451,6 +454,13 @@ func (x *DispatchSpec) GetSla() *Sla {
 		return x.Sla
 	}
 	return nil
+}
+
+func (x *DispatchSpec) GetCaseClass() string {
+	if x != nil {
+		return x.CaseClass
+	}
+	return ""
 }
 
 // Sla holds the deadlines of a case, measured from dispatch.
@@ -1285,11 +1295,13 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\x04text\x18\a \x01(\tR\x04text\x12-\n" +
 	"\x05attrs\x18\b \x01(\v2\x17.google.protobuf.StructR\x05attrs\x12;\n" +
 	"\vreceived_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"receivedAt\"]\n" +
+	"receivedAt\"|\n" +
 	"\fDispatchSpec\x12\x12\n" +
 	"\x04lead\x18\x01 \x01(\tR\x04lead\x12\x16\n" +
 	"\x06assist\x18\x02 \x03(\tR\x06assist\x12!\n" +
-	"\x03sla\x18\x03 \x01(\v2\x0f.cityhub.v1.SlaR\x03sla\"k\n" +
+	"\x03sla\x18\x03 \x01(\v2\x0f.cityhub.v1.SlaR\x03sla\x12\x1d\n" +
+	"\n" +
+	"case_class\x18\x04 \x01(\tR\tcaseClass\"k\n" +
 	"\x03Sla\x121\n" +
 	"\x06accept\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06accept\x121\n" +
 	"\x06handle\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06handle\"7\n" +
