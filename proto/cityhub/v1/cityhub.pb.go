@@ -90,6 +90,11 @@ const (
 	AlertState_ALERT_STATE_UNSPECIFIED AlertState = 0
 	AlertState_ALERT_STATE_FIRING      AlertState = 1
 	AlertState_ALERT_STATE_RESOLVED    AlertState = 2
+	// PENDING: the condition holds but not yet for the rule's `for`. A pending
+	// alert is published (screens may show it) and never opens a case; it
+	// fires once the condition has held long enough, or resolves without ever
+	// firing when it is cleared or expires first.
+	AlertState_ALERT_STATE_PENDING AlertState = 3
 )
 
 // Enum value maps for AlertState.
@@ -98,11 +103,13 @@ var (
 		0: "ALERT_STATE_UNSPECIFIED",
 		1: "ALERT_STATE_FIRING",
 		2: "ALERT_STATE_RESOLVED",
+		3: "ALERT_STATE_PENDING",
 	}
 	AlertState_value = map[string]int32{
 		"ALERT_STATE_UNSPECIFIED": 0,
 		"ALERT_STATE_FIRING":      1,
 		"ALERT_STATE_RESOLVED":    2,
+		"ALERT_STATE_PENDING":     3,
 	}
 )
 
@@ -463,11 +470,17 @@ func (x *DispatchSpec) GetCaseClass() string {
 	return ""
 }
 
-// Sla holds the deadlines of a case, measured from dispatch.
+// Sla holds the time limits of a case, measured from dispatch. A limit
+// counts natural time, or working time on the catalog's calendar when its
+// *_working flag is set.
 type Sla struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Accept        *durationpb.Duration   `protobuf:"bytes,1,opt,name=accept,proto3" json:"accept,omitempty"`
-	Handle        *durationpb.Duration   `protobuf:"bytes,2,opt,name=handle,proto3" json:"handle,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Accept *durationpb.Duration   `protobuf:"bytes,1,opt,name=accept,proto3" json:"accept,omitempty"`
+	Handle *durationpb.Duration   `protobuf:"bytes,2,opt,name=handle,proto3" json:"handle,omitempty"`
+	// case_class is the catalog class the limits came from, if any.
+	CaseClass     string `protobuf:"bytes,3,opt,name=case_class,json=caseClass,proto3" json:"case_class,omitempty"`
+	AcceptWorking bool   `protobuf:"varint,4,opt,name=accept_working,json=acceptWorking,proto3" json:"accept_working,omitempty"`
+	HandleWorking bool   `protobuf:"varint,5,opt,name=handle_working,json=handleWorking,proto3" json:"handle_working,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -514,6 +527,27 @@ func (x *Sla) GetHandle() *durationpb.Duration {
 		return x.Handle
 	}
 	return nil
+}
+
+func (x *Sla) GetCaseClass() string {
+	if x != nil {
+		return x.CaseClass
+	}
+	return ""
+}
+
+func (x *Sla) GetAcceptWorking() bool {
+	if x != nil {
+		return x.AcceptWorking
+	}
+	return false
+}
+
+func (x *Sla) GetHandleWorking() bool {
+	if x != nil {
+		return x.HandleWorking
+	}
+	return false
 }
 
 // Explanation is one sub-expression of a rule's condition and the value it
@@ -596,10 +630,27 @@ type Alert struct {
 	Version     int64          `protobuf:"varint,15,opt,name=version,proto3" json:"version,omitempty"`
 	Explanation []*Explanation `protobuf:"bytes,16,rep,name=explanation,proto3" json:"explanation,omitempty"`
 	// dispatch is set when the rule opens a case on firing.
-	Dispatch      *DispatchSpec `protobuf:"bytes,17,opt,name=dispatch,proto3" json:"dispatch,omitempty"`
-	Shadow        bool          `protobuf:"varint,18,opt,name=shadow,proto3" json:"shadow,omitempty"`
-	EventType     string        `protobuf:"bytes,19,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
-	Location      *Location     `protobuf:"bytes,20,opt,name=location,proto3" json:"location,omitempty"`
+	Dispatch *DispatchSpec `protobuf:"bytes,17,opt,name=dispatch,proto3" json:"dispatch,omitempty"`
+	// shadow marks the alert of a rule under trial: evaluated and recorded,
+	// never dispatched.
+	Shadow    bool      `protobuf:"varint,18,opt,name=shadow,proto3" json:"shadow,omitempty"`
+	EventType string    `protobuf:"bytes,19,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	Location  *Location `protobuf:"bytes,20,opt,name=location,proto3" json:"location,omitempty"`
+	// silenced_by names the silences (maintenance windows) that mute the
+	// alert now, inhibited_by the ids of the firing alerts that inhibit it. A
+	// muted alert is kept and shown, but opens no case.
+	SilencedBy  []string `protobuf:"bytes,21,rep,name=silenced_by,json=silencedBy,proto3" json:"silenced_by,omitempty"`
+	InhibitedBy []string `protobuf:"bytes,22,rep,name=inhibited_by,json=inhibitedBy,proto3" json:"inhibited_by,omitempty"`
+	// previous_severity is the severity before the last change of severity
+	// (escalation or de-escalation) within this episode, severity_changed_at
+	// when that change happened; unset while the severity has not changed.
+	PreviousSeverity  Severity               `protobuf:"varint,23,opt,name=previous_severity,json=previousSeverity,proto3,enum=cityhub.v1.Severity" json:"previous_severity,omitempty"`
+	SeverityChangedAt *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=severity_changed_at,json=severityChangedAt,proto3" json:"severity_changed_at,omitempty"`
+	// fires_at is, for a pending alert, when it fires if its condition still
+	// holds; for a firing or resolved one, when it fired.
+	FiresAt *timestamppb.Timestamp `protobuf:"bytes,25,opt,name=fires_at,json=firesAt,proto3" json:"fires_at,omitempty"`
+	// summary is the rule's rendered summary: a longer text than the title.
+	Summary       string `protobuf:"bytes,26,opt,name=summary,proto3" json:"summary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -774,15 +825,73 @@ func (x *Alert) GetLocation() *Location {
 	return nil
 }
 
+func (x *Alert) GetSilencedBy() []string {
+	if x != nil {
+		return x.SilencedBy
+	}
+	return nil
+}
+
+func (x *Alert) GetInhibitedBy() []string {
+	if x != nil {
+		return x.InhibitedBy
+	}
+	return nil
+}
+
+func (x *Alert) GetPreviousSeverity() Severity {
+	if x != nil {
+		return x.PreviousSeverity
+	}
+	return Severity_SEVERITY_UNSPECIFIED
+}
+
+func (x *Alert) GetSeverityChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SeverityChangedAt
+	}
+	return nil
+}
+
+func (x *Alert) GetFiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FiresAt
+	}
+	return nil
+}
+
+func (x *Alert) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
 // Part is one department's share of a case: the lead's, or an assist's.
 type Part struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Department    string                 `protobuf:"bytes,1,opt,name=department,proto3" json:"department,omitempty"`
-	Lead          bool                   `protobuf:"varint,2,opt,name=lead,proto3" json:"lead,omitempty"`
-	Status        CaseStatus             `protobuf:"varint,3,opt,name=status,proto3,enum=cityhub.v1.CaseStatus" json:"status,omitempty"`
-	AcceptedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=accepted_at,json=acceptedAt,proto3" json:"accepted_at,omitempty"`
-	HandledAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=handled_at,json=handledAt,proto3" json:"handled_at,omitempty"`
-	Note          string                 `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Department string                 `protobuf:"bytes,1,opt,name=department,proto3" json:"department,omitempty"`
+	Lead       bool                   `protobuf:"varint,2,opt,name=lead,proto3" json:"lead,omitempty"`
+	Status     CaseStatus             `protobuf:"varint,3,opt,name=status,proto3,enum=cityhub.v1.CaseStatus" json:"status,omitempty"`
+	AcceptedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=accepted_at,json=acceptedAt,proto3" json:"accepted_at,omitempty"`
+	HandledAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=handled_at,json=handledAt,proto3" json:"handled_at,omitempty"`
+	// note is the department's feedback when it reported its part handled.
+	Note string `protobuf:"bytes,6,opt,name=note,proto3" json:"note,omitempty"`
+	// accept_deadline runs while the part awaits signing; handle_deadline
+	// until the part is reported handled. Both start at dispatch; a failed
+	// verification starts a new handle_deadline.
+	AcceptDeadline *Deadline `protobuf:"bytes,7,opt,name=accept_deadline,json=acceptDeadline,proto3" json:"accept_deadline,omitempty"`
+	HandleDeadline *Deadline `protobuf:"bytes,8,opt,name=handle_deadline,json=handleDeadline,proto3" json:"handle_deadline,omitempty"`
+	// suspended_at is set while the part is suspended: its clocks stand still.
+	SuspendedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=suspended_at,json=suspendedAt,proto3" json:"suspended_at,omitempty"`
+	SuspendReason string                 `protobuf:"bytes,10,opt,name=suspend_reason,json=suspendReason,proto3" json:"suspend_reason,omitempty"`
+	// suspended_total is the natural time the part has spent suspended.
+	SuspendedTotal *durationpb.Duration `protobuf:"bytes,11,opt,name=suspended_total,json=suspendedTotal,proto3" json:"suspended_total,omitempty"`
+	// extension is the part's latest extension request (延期), pending or
+	// decided.
+	Extension *Extension `protobuf:"bytes,12,opt,name=extension,proto3" json:"extension,omitempty"`
+	// rework_note is the reason of the last failed verification (返工).
+	ReworkNote    string `protobuf:"bytes,13,opt,name=rework_note,json=reworkNote,proto3" json:"rework_note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -859,26 +968,281 @@ func (x *Part) GetNote() string {
 	return ""
 }
 
+func (x *Part) GetAcceptDeadline() *Deadline {
+	if x != nil {
+		return x.AcceptDeadline
+	}
+	return nil
+}
+
+func (x *Part) GetHandleDeadline() *Deadline {
+	if x != nil {
+		return x.HandleDeadline
+	}
+	return nil
+}
+
+func (x *Part) GetSuspendedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SuspendedAt
+	}
+	return nil
+}
+
+func (x *Part) GetSuspendReason() string {
+	if x != nil {
+		return x.SuspendReason
+	}
+	return ""
+}
+
+func (x *Part) GetSuspendedTotal() *durationpb.Duration {
+	if x != nil {
+		return x.SuspendedTotal
+	}
+	return nil
+}
+
+func (x *Part) GetExtension() *Extension {
+	if x != nil {
+		return x.Extension
+	}
+	return nil
+}
+
+func (x *Part) GetReworkNote() string {
+	if x != nil {
+		return x.ReworkNote
+	}
+	return ""
+}
+
+// Deadline is one time limit of a part and the moments at which cityhub
+// acts on it: a warning at warn_at (80% of the allowed time), escalation to
+// the district centre at due_at, and to the city centre at final_at (as much
+// time again past due_at).
+type Deadline struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	WarnAt  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=warn_at,json=warnAt,proto3" json:"warn_at,omitempty"`
+	DueAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	FinalAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=final_at,json=finalAt,proto3" json:"final_at,omitempty"`
+	// fired counts the moments acted on: 1 warned, 2 missed, 3 missed twice.
+	Fired int32 `protobuf:"varint,4,opt,name=fired,proto3" json:"fired,omitempty"`
+	// working says the limit counts working time on the calendar.
+	Working bool `protobuf:"varint,5,opt,name=working,proto3" json:"working,omitempty"`
+	// allowed is the time the limit grants, on its clock.
+	Allowed       *durationpb.Duration `protobuf:"bytes,6,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Deadline) Reset() {
+	*x = Deadline{}
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Deadline) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Deadline) ProtoMessage() {}
+
+func (x *Deadline) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Deadline.ProtoReflect.Descriptor instead.
+func (*Deadline) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Deadline) GetWarnAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WarnAt
+	}
+	return nil
+}
+
+func (x *Deadline) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+func (x *Deadline) GetFinalAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinalAt
+	}
+	return nil
+}
+
+func (x *Deadline) GetFired() int32 {
+	if x != nil {
+		return x.Fired
+	}
+	return 0
+}
+
+func (x *Deadline) GetWorking() bool {
+	if x != nil {
+		return x.Working
+	}
+	return false
+}
+
+func (x *Deadline) GetAllowed() *durationpb.Duration {
+	if x != nil {
+		return x.Allowed
+	}
+	return nil
+}
+
+// Extension is a department's request for more time to handle its part.
+type Extension struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// state is "pending", "granted" or "refused".
+	State string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// extend_by moves the handle deadline on its own clock; until names the
+	// new deadline instead. One of the two is set.
+	ExtendBy      *durationpb.Duration   `protobuf:"bytes,2,opt,name=extend_by,json=extendBy,proto3" json:"extend_by,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	RequestedBy   string                 `protobuf:"bytes,5,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	RequestedAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
+	DecidedBy     string                 `protobuf:"bytes,7,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
+	DecidedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
+	DecisionNote  string                 `protobuf:"bytes,9,opt,name=decision_note,json=decisionNote,proto3" json:"decision_note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Extension) Reset() {
+	*x = Extension{}
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Extension) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Extension) ProtoMessage() {}
+
+func (x *Extension) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Extension.ProtoReflect.Descriptor instead.
+func (*Extension) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Extension) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Extension) GetExtendBy() *durationpb.Duration {
+	if x != nil {
+		return x.ExtendBy
+	}
+	return nil
+}
+
+func (x *Extension) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *Extension) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Extension) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *Extension) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
+func (x *Extension) GetDecidedBy() string {
+	if x != nil {
+		return x.DecidedBy
+	}
+	return ""
+}
+
+func (x *Extension) GetDecidedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DecidedAt
+	}
+	return nil
+}
+
+func (x *Extension) GetDecisionNote() string {
+	if x != nil {
+		return x.DecisionNote
+	}
+	return ""
+}
+
 // AuditEntry is one change of a case: who did what, when, and why.
 type AuditEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
-	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
-	Role          string                 `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
-	Department    string                 `protobuf:"bytes,5,opt,name=department,proto3" json:"department,omitempty"`
-	At            *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
-	Note          string                 `protobuf:"bytes,7,opt,name=note,proto3" json:"note,omitempty"`
-	RequestId     string                 `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	From          CaseStatus             `protobuf:"varint,9,opt,name=from,proto3,enum=cityhub.v1.CaseStatus" json:"from,omitempty"`
-	To            CaseStatus             `protobuf:"varint,10,opt,name=to,proto3,enum=cityhub.v1.CaseStatus" json:"to,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Version    int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Action     string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	Actor      string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Role       string                 `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	Department string                 `protobuf:"bytes,5,opt,name=department,proto3" json:"department,omitempty"`
+	At         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
+	Note       string                 `protobuf:"bytes,7,opt,name=note,proto3" json:"note,omitempty"`
+	RequestId  string                 `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	From       CaseStatus             `protobuf:"varint,9,opt,name=from,proto3,enum=cityhub.v1.CaseStatus" json:"from,omitempty"`
+	To         CaseStatus             `protobuf:"varint,10,opt,name=to,proto3,enum=cityhub.v1.CaseStatus" json:"to,omitempty"`
+	// effect says what cityhub did besides the action itself: a case flagged
+	// for arbitration, a level of escalation reached, a deadline moved.
+	Effect        string `protobuf:"bytes,11,opt,name=effect,proto3" json:"effect,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_cityhub_v1_cityhub_proto_msgTypes[7]
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +1254,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_cityhub_proto_msgTypes[7]
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +1267,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{7}
+	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AuditEntry) GetVersion() int64 {
@@ -976,6 +1340,13 @@ func (x *AuditEntry) GetTo() CaseStatus {
 	return CaseStatus_CASE_STATUS_UNSPECIFIED
 }
 
+func (x *AuditEntry) GetEffect() string {
+	if x != nil {
+		return x.Effect
+	}
+	return ""
+}
+
 // Case is a piece of city work: opened, dispatched to departments, handled,
 // verified and closed.
 type Case struct {
@@ -1008,13 +1379,35 @@ type Case struct {
 	EventIds      []string               `protobuf:"bytes,23,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
 	Labels        map[string]string      `protobuf:"bytes,24,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Rule          string                 `protobuf:"bytes,25,opt,name=rule,proto3" json:"rule,omitempty"`
+	// merged_into is the case this one was merged into as a duplicate;
+	// merged lists the duplicates merged into this one.
+	MergedInto string   `protobuf:"bytes,26,opt,name=merged_into,json=mergedInto,proto3" json:"merged_into,omitempty"`
+	Merged     []string `protobuf:"bytes,27,rep,name=merged,proto3" json:"merged,omitempty"`
+	// arbitration is set when departments dispute who is responsible (two
+	// different departments returned the case) until a dispatch settles it.
+	Arbitration       bool   `protobuf:"varint,28,opt,name=arbitration,proto3" json:"arbitration,omitempty"`
+	ArbitrationReason string `protobuf:"bytes,29,opt,name=arbitration_reason,json=arbitrationReason,proto3" json:"arbitration_reason,omitempty"`
+	// returned_by lists the departments that returned the case, each once.
+	ReturnedBy []string `protobuf:"bytes,30,rep,name=returned_by,json=returnedBy,proto3" json:"returned_by,omitempty"`
+	// rework_count counts failed verifications (返工).
+	ReworkCount int32 `protobuf:"varint,31,opt,name=rework_count,json=reworkCount,proto3" json:"rework_count,omitempty"`
+	// escalation_level is the rung of the ladder the case has reached:
+	// 0 the departments, 1 the district centre, 2 the city centre.
+	EscalationLevel int32 `protobuf:"varint,32,opt,name=escalation_level,json=escalationLevel,proto3" json:"escalation_level,omitempty"`
+	// warned is set while a running deadline has passed its warning point;
+	// overdue while one has passed its due time.
+	Warned  bool `protobuf:"varint,33,opt,name=warned,proto3" json:"warned,omitempty"`
+	Overdue bool `protobuf:"varint,34,opt,name=overdue,proto3" json:"overdue,omitempty"`
+	// timer_at is when dispatch next has to look at the case (a warning or a
+	// deadline); unset when no clock is running.
+	TimerAt       *timestamppb.Timestamp `protobuf:"bytes,35,opt,name=timer_at,json=timerAt,proto3" json:"timer_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Case) Reset() {
 	*x = Case{}
-	mi := &file_cityhub_v1_cityhub_proto_msgTypes[8]
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1419,7 @@ func (x *Case) String() string {
 func (*Case) ProtoMessage() {}
 
 func (x *Case) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_cityhub_proto_msgTypes[8]
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1432,7 @@ func (x *Case) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Case.ProtoReflect.Descriptor instead.
 func (*Case) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{8}
+	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Case) GetId() string {
@@ -1217,6 +1610,76 @@ func (x *Case) GetRule() string {
 	return ""
 }
 
+func (x *Case) GetMergedInto() string {
+	if x != nil {
+		return x.MergedInto
+	}
+	return ""
+}
+
+func (x *Case) GetMerged() []string {
+	if x != nil {
+		return x.Merged
+	}
+	return nil
+}
+
+func (x *Case) GetArbitration() bool {
+	if x != nil {
+		return x.Arbitration
+	}
+	return false
+}
+
+func (x *Case) GetArbitrationReason() string {
+	if x != nil {
+		return x.ArbitrationReason
+	}
+	return ""
+}
+
+func (x *Case) GetReturnedBy() []string {
+	if x != nil {
+		return x.ReturnedBy
+	}
+	return nil
+}
+
+func (x *Case) GetReworkCount() int32 {
+	if x != nil {
+		return x.ReworkCount
+	}
+	return 0
+}
+
+func (x *Case) GetEscalationLevel() int32 {
+	if x != nil {
+		return x.EscalationLevel
+	}
+	return 0
+}
+
+func (x *Case) GetWarned() bool {
+	if x != nil {
+		return x.Warned
+	}
+	return false
+}
+
+func (x *Case) GetOverdue() bool {
+	if x != nil {
+		return x.Overdue
+	}
+	return false
+}
+
+func (x *Case) GetTimerAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TimerAt
+	}
+	return nil
+}
+
 // CaseChange is published after every change of a case: the full case as it
 // is after the change, and the audit entry of the change. Topic city.cases.v1.
 type CaseChange struct {
@@ -1229,7 +1692,7 @@ type CaseChange struct {
 
 func (x *CaseChange) Reset() {
 	*x = CaseChange{}
-	mi := &file_cityhub_v1_cityhub_proto_msgTypes[9]
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1704,7 @@ func (x *CaseChange) String() string {
 func (*CaseChange) ProtoMessage() {}
 
 func (x *CaseChange) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_cityhub_proto_msgTypes[9]
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1717,7 @@ func (x *CaseChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaseChange.ProtoReflect.Descriptor instead.
 func (*CaseChange) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{9}
+	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CaseChange) GetCase() *Case {
@@ -1301,13 +1764,17 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\x06assist\x18\x02 \x03(\tR\x06assist\x12!\n" +
 	"\x03sla\x18\x03 \x01(\v2\x0f.cityhub.v1.SlaR\x03sla\x12\x1d\n" +
 	"\n" +
-	"case_class\x18\x04 \x01(\tR\tcaseClass\"k\n" +
+	"case_class\x18\x04 \x01(\tR\tcaseClass\"\xd8\x01\n" +
 	"\x03Sla\x121\n" +
 	"\x06accept\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06accept\x121\n" +
-	"\x06handle\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06handle\"7\n" +
+	"\x06handle\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06handle\x12\x1d\n" +
+	"\n" +
+	"case_class\x18\x03 \x01(\tR\tcaseClass\x12%\n" +
+	"\x0eaccept_working\x18\x04 \x01(\bR\racceptWorking\x12%\n" +
+	"\x0ehandle_working\x18\x05 \x01(\bR\rhandleWorking\"7\n" +
 	"\vExplanation\x12\x12\n" +
 	"\x04expr\x18\x01 \x01(\tR\x04expr\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xc1\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xe5\b\n" +
 	"\x05Alert\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04rule\x18\x02 \x01(\tR\x04rule\x12\x12\n" +
@@ -1332,10 +1799,17 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\x06shadow\x18\x12 \x01(\bR\x06shadow\x12\x1d\n" +
 	"\n" +
 	"event_type\x18\x13 \x01(\tR\teventType\x120\n" +
-	"\blocation\x18\x14 \x01(\v2\x14.cityhub.v1.LocationR\blocation\x1a9\n" +
+	"\blocation\x18\x14 \x01(\v2\x14.cityhub.v1.LocationR\blocation\x12\x1f\n" +
+	"\vsilenced_by\x18\x15 \x03(\tR\n" +
+	"silencedBy\x12!\n" +
+	"\finhibited_by\x18\x16 \x03(\tR\vinhibitedBy\x12A\n" +
+	"\x11previous_severity\x18\x17 \x01(\x0e2\x14.cityhub.v1.SeverityR\x10previousSeverity\x12J\n" +
+	"\x13severity_changed_at\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\x11severityChangedAt\x125\n" +
+	"\bfires_at\x18\x19 \x01(\v2\x1a.google.protobuf.TimestampR\afiresAt\x12\x18\n" +
+	"\asummary\x18\x1a \x01(\tR\asummary\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf6\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf4\x04\n" +
 	"\x04Part\x12\x1e\n" +
 	"\n" +
 	"department\x18\x01 \x01(\tR\n" +
@@ -1346,7 +1820,35 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"acceptedAt\x129\n" +
 	"\n" +
 	"handled_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\thandledAt\x12\x12\n" +
-	"\x04note\x18\x06 \x01(\tR\x04note\"\xbb\x02\n" +
+	"\x04note\x18\x06 \x01(\tR\x04note\x12=\n" +
+	"\x0faccept_deadline\x18\a \x01(\v2\x14.cityhub.v1.DeadlineR\x0eacceptDeadline\x12=\n" +
+	"\x0fhandle_deadline\x18\b \x01(\v2\x14.cityhub.v1.DeadlineR\x0ehandleDeadline\x12=\n" +
+	"\fsuspended_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vsuspendedAt\x12%\n" +
+	"\x0esuspend_reason\x18\n" +
+	" \x01(\tR\rsuspendReason\x12B\n" +
+	"\x0fsuspended_total\x18\v \x01(\v2\x19.google.protobuf.DurationR\x0esuspendedTotal\x123\n" +
+	"\textension\x18\f \x01(\v2\x15.cityhub.v1.ExtensionR\textension\x12\x1f\n" +
+	"\vrework_note\x18\r \x01(\tR\n" +
+	"reworkNote\"\x8e\x02\n" +
+	"\bDeadline\x123\n" +
+	"\awarn_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06warnAt\x121\n" +
+	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x125\n" +
+	"\bfinal_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\afinalAt\x12\x14\n" +
+	"\x05fired\x18\x04 \x01(\x05R\x05fired\x12\x18\n" +
+	"\aworking\x18\x05 \x01(\bR\aworking\x123\n" +
+	"\aallowed\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\aallowed\"\x84\x03\n" +
+	"\tExtension\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x126\n" +
+	"\textend_by\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bextendBy\x120\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12!\n" +
+	"\frequested_by\x18\x05 \x01(\tR\vrequestedBy\x12=\n" +
+	"\frequested_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12\x1d\n" +
+	"\n" +
+	"decided_by\x18\a \x01(\tR\tdecidedBy\x129\n" +
+	"\n" +
+	"decided_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x12#\n" +
+	"\rdecision_note\x18\t \x01(\tR\fdecisionNote\"\xd3\x02\n" +
 	"\n" +
 	"AuditEntry\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x16\n" +
@@ -1362,7 +1864,8 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"request_id\x18\b \x01(\tR\trequestId\x12*\n" +
 	"\x04from\x18\t \x01(\x0e2\x16.cityhub.v1.CaseStatusR\x04from\x12&\n" +
 	"\x02to\x18\n" +
-	" \x01(\x0e2\x16.cityhub.v1.CaseStatusR\x02to\"\xb7\b\n" +
+	" \x01(\x0e2\x16.cityhub.v1.CaseStatusR\x02to\x12\x16\n" +
+	"\x06effect\x18\v \x01(\tR\x06effect\"\x99\v\n" +
 	"\x04Case\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12.\n" +
@@ -1392,7 +1895,19 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\tclosed_at\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\x12\x1b\n" +
 	"\tevent_ids\x18\x17 \x03(\tR\beventIds\x124\n" +
 	"\x06labels\x18\x18 \x03(\v2\x1c.cityhub.v1.Case.LabelsEntryR\x06labels\x12\x12\n" +
-	"\x04rule\x18\x19 \x01(\tR\x04rule\x1a9\n" +
+	"\x04rule\x18\x19 \x01(\tR\x04rule\x12\x1f\n" +
+	"\vmerged_into\x18\x1a \x01(\tR\n" +
+	"mergedInto\x12\x16\n" +
+	"\x06merged\x18\x1b \x03(\tR\x06merged\x12 \n" +
+	"\varbitration\x18\x1c \x01(\bR\varbitration\x12-\n" +
+	"\x12arbitration_reason\x18\x1d \x01(\tR\x11arbitrationReason\x12\x1f\n" +
+	"\vreturned_by\x18\x1e \x03(\tR\n" +
+	"returnedBy\x12!\n" +
+	"\frework_count\x18\x1f \x01(\x05R\vreworkCount\x12)\n" +
+	"\x10escalation_level\x18  \x01(\x05R\x0fescalationLevel\x12\x16\n" +
+	"\x06warned\x18! \x01(\bR\x06warned\x12\x18\n" +
+	"\aoverdue\x18\" \x01(\bR\aoverdue\x125\n" +
+	"\btimer_at\x18# \x01(\v2\x1a.google.protobuf.TimestampR\atimerAt\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"b\n" +
@@ -1405,12 +1920,13 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\x0eSEVERITY_MINOR\x10\x01\x12\x15\n" +
 	"\x11SEVERITY_MODERATE\x10\x02\x12\x13\n" +
 	"\x0fSEVERITY_SEVERE\x10\x03\x12\x14\n" +
-	"\x10SEVERITY_EXTREME\x10\x04*[\n" +
+	"\x10SEVERITY_EXTREME\x10\x04*t\n" +
 	"\n" +
 	"AlertState\x12\x1b\n" +
 	"\x17ALERT_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ALERT_STATE_FIRING\x10\x01\x12\x18\n" +
-	"\x14ALERT_STATE_RESOLVED\x10\x02*\xc0\x01\n" +
+	"\x14ALERT_STATE_RESOLVED\x10\x02\x12\x17\n" +
+	"\x13ALERT_STATE_PENDING\x10\x03*\xc0\x01\n" +
 	"\n" +
 	"CaseStatus\x12\x1b\n" +
 	"\x17CASE_STATUS_UNSPECIFIED\x10\x00\x12\x13\n" +
@@ -1434,7 +1950,7 @@ func file_cityhub_v1_cityhub_proto_rawDescGZIP() []byte {
 }
 
 var file_cityhub_v1_cityhub_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cityhub_v1_cityhub_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_cityhub_v1_cityhub_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_cityhub_v1_cityhub_proto_goTypes = []any{
 	(Severity)(0),                 // 0: cityhub.v1.Severity
 	(AlertState)(0),               // 1: cityhub.v1.AlertState
@@ -1446,59 +1962,78 @@ var file_cityhub_v1_cityhub_proto_goTypes = []any{
 	(*Explanation)(nil),           // 7: cityhub.v1.Explanation
 	(*Alert)(nil),                 // 8: cityhub.v1.Alert
 	(*Part)(nil),                  // 9: cityhub.v1.Part
-	(*AuditEntry)(nil),            // 10: cityhub.v1.AuditEntry
-	(*Case)(nil),                  // 11: cityhub.v1.Case
-	(*CaseChange)(nil),            // 12: cityhub.v1.CaseChange
-	nil,                           // 13: cityhub.v1.Alert.LabelsEntry
-	nil,                           // 14: cityhub.v1.Case.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 16: google.protobuf.Struct
-	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
+	(*Deadline)(nil),              // 10: cityhub.v1.Deadline
+	(*Extension)(nil),             // 11: cityhub.v1.Extension
+	(*AuditEntry)(nil),            // 12: cityhub.v1.AuditEntry
+	(*Case)(nil),                  // 13: cityhub.v1.Case
+	(*CaseChange)(nil),            // 14: cityhub.v1.CaseChange
+	nil,                           // 15: cityhub.v1.Alert.LabelsEntry
+	nil,                           // 16: cityhub.v1.Case.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 18: google.protobuf.Struct
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
 }
 var file_cityhub_v1_cityhub_proto_depIdxs = []int32{
-	15, // 0: cityhub.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	17, // 0: cityhub.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	3,  // 1: cityhub.v1.Event.location:type_name -> cityhub.v1.Location
 	0,  // 2: cityhub.v1.Event.severity:type_name -> cityhub.v1.Severity
-	16, // 3: cityhub.v1.Event.attrs:type_name -> google.protobuf.Struct
-	15, // 4: cityhub.v1.Event.received_at:type_name -> google.protobuf.Timestamp
+	18, // 3: cityhub.v1.Event.attrs:type_name -> google.protobuf.Struct
+	17, // 4: cityhub.v1.Event.received_at:type_name -> google.protobuf.Timestamp
 	6,  // 5: cityhub.v1.DispatchSpec.sla:type_name -> cityhub.v1.Sla
-	17, // 6: cityhub.v1.Sla.accept:type_name -> google.protobuf.Duration
-	17, // 7: cityhub.v1.Sla.handle:type_name -> google.protobuf.Duration
+	19, // 6: cityhub.v1.Sla.accept:type_name -> google.protobuf.Duration
+	19, // 7: cityhub.v1.Sla.handle:type_name -> google.protobuf.Duration
 	1,  // 8: cityhub.v1.Alert.state:type_name -> cityhub.v1.AlertState
 	0,  // 9: cityhub.v1.Alert.severity:type_name -> cityhub.v1.Severity
-	13, // 10: cityhub.v1.Alert.labels:type_name -> cityhub.v1.Alert.LabelsEntry
-	15, // 11: cityhub.v1.Alert.starts_at:type_name -> google.protobuf.Timestamp
-	15, // 12: cityhub.v1.Alert.ends_at:type_name -> google.protobuf.Timestamp
-	15, // 13: cityhub.v1.Alert.updated_at:type_name -> google.protobuf.Timestamp
+	15, // 10: cityhub.v1.Alert.labels:type_name -> cityhub.v1.Alert.LabelsEntry
+	17, // 11: cityhub.v1.Alert.starts_at:type_name -> google.protobuf.Timestamp
+	17, // 12: cityhub.v1.Alert.ends_at:type_name -> google.protobuf.Timestamp
+	17, // 13: cityhub.v1.Alert.updated_at:type_name -> google.protobuf.Timestamp
 	7,  // 14: cityhub.v1.Alert.explanation:type_name -> cityhub.v1.Explanation
 	5,  // 15: cityhub.v1.Alert.dispatch:type_name -> cityhub.v1.DispatchSpec
 	3,  // 16: cityhub.v1.Alert.location:type_name -> cityhub.v1.Location
-	2,  // 17: cityhub.v1.Part.status:type_name -> cityhub.v1.CaseStatus
-	15, // 18: cityhub.v1.Part.accepted_at:type_name -> google.protobuf.Timestamp
-	15, // 19: cityhub.v1.Part.handled_at:type_name -> google.protobuf.Timestamp
-	15, // 20: cityhub.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
-	2,  // 21: cityhub.v1.AuditEntry.from:type_name -> cityhub.v1.CaseStatus
-	2,  // 22: cityhub.v1.AuditEntry.to:type_name -> cityhub.v1.CaseStatus
-	2,  // 23: cityhub.v1.Case.status:type_name -> cityhub.v1.CaseStatus
-	0,  // 24: cityhub.v1.Case.severity:type_name -> cityhub.v1.Severity
-	3,  // 25: cityhub.v1.Case.location:type_name -> cityhub.v1.Location
-	15, // 26: cityhub.v1.Case.alert_starts_at:type_name -> google.protobuf.Timestamp
-	9,  // 27: cityhub.v1.Case.parts:type_name -> cityhub.v1.Part
-	6,  // 28: cityhub.v1.Case.sla:type_name -> cityhub.v1.Sla
-	15, // 29: cityhub.v1.Case.created_at:type_name -> google.protobuf.Timestamp
-	15, // 30: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
-	15, // 31: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
-	15, // 32: cityhub.v1.Case.accept_due_at:type_name -> google.protobuf.Timestamp
-	15, // 33: cityhub.v1.Case.handle_due_at:type_name -> google.protobuf.Timestamp
-	15, // 34: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
-	14, // 35: cityhub.v1.Case.labels:type_name -> cityhub.v1.Case.LabelsEntry
-	11, // 36: cityhub.v1.CaseChange.case:type_name -> cityhub.v1.Case
-	10, // 37: cityhub.v1.CaseChange.change:type_name -> cityhub.v1.AuditEntry
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	0,  // 17: cityhub.v1.Alert.previous_severity:type_name -> cityhub.v1.Severity
+	17, // 18: cityhub.v1.Alert.severity_changed_at:type_name -> google.protobuf.Timestamp
+	17, // 19: cityhub.v1.Alert.fires_at:type_name -> google.protobuf.Timestamp
+	2,  // 20: cityhub.v1.Part.status:type_name -> cityhub.v1.CaseStatus
+	17, // 21: cityhub.v1.Part.accepted_at:type_name -> google.protobuf.Timestamp
+	17, // 22: cityhub.v1.Part.handled_at:type_name -> google.protobuf.Timestamp
+	10, // 23: cityhub.v1.Part.accept_deadline:type_name -> cityhub.v1.Deadline
+	10, // 24: cityhub.v1.Part.handle_deadline:type_name -> cityhub.v1.Deadline
+	17, // 25: cityhub.v1.Part.suspended_at:type_name -> google.protobuf.Timestamp
+	19, // 26: cityhub.v1.Part.suspended_total:type_name -> google.protobuf.Duration
+	11, // 27: cityhub.v1.Part.extension:type_name -> cityhub.v1.Extension
+	17, // 28: cityhub.v1.Deadline.warn_at:type_name -> google.protobuf.Timestamp
+	17, // 29: cityhub.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	17, // 30: cityhub.v1.Deadline.final_at:type_name -> google.protobuf.Timestamp
+	19, // 31: cityhub.v1.Deadline.allowed:type_name -> google.protobuf.Duration
+	19, // 32: cityhub.v1.Extension.extend_by:type_name -> google.protobuf.Duration
+	17, // 33: cityhub.v1.Extension.until:type_name -> google.protobuf.Timestamp
+	17, // 34: cityhub.v1.Extension.requested_at:type_name -> google.protobuf.Timestamp
+	17, // 35: cityhub.v1.Extension.decided_at:type_name -> google.protobuf.Timestamp
+	17, // 36: cityhub.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	2,  // 37: cityhub.v1.AuditEntry.from:type_name -> cityhub.v1.CaseStatus
+	2,  // 38: cityhub.v1.AuditEntry.to:type_name -> cityhub.v1.CaseStatus
+	2,  // 39: cityhub.v1.Case.status:type_name -> cityhub.v1.CaseStatus
+	0,  // 40: cityhub.v1.Case.severity:type_name -> cityhub.v1.Severity
+	3,  // 41: cityhub.v1.Case.location:type_name -> cityhub.v1.Location
+	17, // 42: cityhub.v1.Case.alert_starts_at:type_name -> google.protobuf.Timestamp
+	9,  // 43: cityhub.v1.Case.parts:type_name -> cityhub.v1.Part
+	6,  // 44: cityhub.v1.Case.sla:type_name -> cityhub.v1.Sla
+	17, // 45: cityhub.v1.Case.created_at:type_name -> google.protobuf.Timestamp
+	17, // 46: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
+	17, // 47: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
+	17, // 48: cityhub.v1.Case.accept_due_at:type_name -> google.protobuf.Timestamp
+	17, // 49: cityhub.v1.Case.handle_due_at:type_name -> google.protobuf.Timestamp
+	17, // 50: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
+	16, // 51: cityhub.v1.Case.labels:type_name -> cityhub.v1.Case.LabelsEntry
+	17, // 52: cityhub.v1.Case.timer_at:type_name -> google.protobuf.Timestamp
+	13, // 53: cityhub.v1.CaseChange.case:type_name -> cityhub.v1.Case
+	12, // 54: cityhub.v1.CaseChange.change:type_name -> cityhub.v1.AuditEntry
+	55, // [55:55] is the sub-list for method output_type
+	55, // [55:55] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_cityhub_proto_init() }
@@ -1512,7 +2047,7 @@ func file_cityhub_v1_cityhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_cityhub_proto_rawDesc), len(file_cityhub_v1_cityhub_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -52,13 +52,15 @@ func (s CaseStatus) Open() bool {
 	return s != CaseStatus_CASE_STATUS_CLOSED && s != CaseStatus_CASE_STATUS_CANCELLED && s != CaseStatus_CASE_STATUS_UNSPECIFIED
 }
 
-// Name returns "firing" or "resolved"; "" when unspecified.
+// Name returns "firing", "resolved" or "pending"; "" when unspecified.
 func (s AlertState) Name() string {
 	switch s {
 	case AlertState_ALERT_STATE_FIRING:
 		return "firing"
 	case AlertState_ALERT_STATE_RESOLVED:
 		return "resolved"
+	case AlertState_ALERT_STATE_PENDING:
+		return "pending"
 	}
 	return ""
 }

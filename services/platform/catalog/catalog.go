@@ -30,13 +30,17 @@ const (
 
 // Catalog is the parsed catalog. It is read-only once loaded.
 type Catalog struct {
-	Districts   []District   `yaml:"districts" json:"districts"`
-	Departments []Department `yaml:"departments" json:"departments"`
-	EventTypes  []EventType  `yaml:"event_types" json:"event_types"`
+	Districts   []District            `yaml:"districts" json:"districts"`
+	Departments []Department          `yaml:"departments" json:"departments"`
+	EventTypes  []EventType           `yaml:"event_types" json:"event_types"`
+	Areas       []Area                `yaml:"areas" json:"areas,omitempty"`
+	CaseClasses map[string]*CaseClass `yaml:"case_classes" json:"case_classes,omitempty"`
+	Calendar    *Calendar             `yaml:"calendar" json:"calendar,omitempty"`
 
 	districts   map[string]*District
 	departments map[string]*Department
 	types       map[string]*EventType
+	areas       map[string]*Area
 }
 
 // Point is a WGS84 coordinate.
@@ -63,6 +67,7 @@ type EventType struct {
 	Code  string              `yaml:"code" json:"code"`
 	Name  string              `yaml:"name" json:"name"`
 	Owner string              `yaml:"owner" json:"owner"`
+	Class string              `yaml:"class" json:"class,omitempty"`
 	Attrs map[string]AttrType `yaml:"attrs" json:"attrs,omitempty"`
 }
 
@@ -149,6 +154,8 @@ func (c *Catalog) index() error {
 		}
 		c.types[t.Code] = t
 	}
+	errs = append(errs, c.indexAreas()...)
+	errs = append(errs, c.indexClasses()...)
 	if len(c.Districts) == 0 {
 		errs = append(errs, errors.New("no districts"))
 	}
