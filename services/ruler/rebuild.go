@@ -19,7 +19,7 @@ import (
 // has it from the consumer that met it first).
 func (r *Ruler) Rebuild(ctx context.Context) (int, error) {
 	resolveAfter := make(map[string]time.Duration)
-	for _, p := range r.packs {
+	for _, p := range r.currentPacks() {
 		for _, rule := range p.Rules {
 			resolveAfter[rule.Name()] = rule.ResolveAfter
 		}

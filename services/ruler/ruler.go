@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/stream"
 	"github.com/cityhub/cityhub/services/ruler/alerting"
@@ -28,6 +30,12 @@ import (
 
 // DefaultGroup is the consumer group of the ruler when Options.Group is empty.
 const DefaultGroup = "cityhub-ruler"
+
+// MaxBatch bounds the events the ruler applies as one batch. A batch costs
+// a few Redis round trips and one acknowledged Kafka write whatever its
+// size, so under a backlog larger batches go faster; when events trickle
+// in, a batch is whatever has arrived.
+const MaxBatch = 1024
 
 // sweepInterval is how often alerts past their resolve_after are resolved.
 const sweepInterval = 10 * time.Second
@@ -49,6 +57,16 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	// PollInterval is how often PacksDir is checked for changed packs,
+	// which are then reloaded; DefaultPollInterval when zero, never when
+	// negative.
+	PollInterval time.Duration
+	// Reload, when set, reloads the packs on every value received; the
+	// main passes SIGHUP here.
+	Reload <-chan os.Signal
+	// Verifier checks the tokens of Routes' endpoints.
+	Verifier *auth.Verifier
 }
 
 // Ruler is the ruler service. Run it once.
@@ -61,8 +79,9 @@ type Ruler struct {
 	proc    *alerting.Processor
 	metrics *metrics
 	// mu serialises the consumer's batches and the sweeps, which share
-	// proc.
-	mu sync.Mutex
+	// proc; a reload swaps packs, engine and proc under it.
+	mu     sync.Mutex
+	reload reloadState
 }
 
 // New loads and compiles every pack in opts.PacksDir. When a pack has
@@ -100,6 +119,7 @@ func New(opts Options) (*Ruler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	hash := hashPacks(opts.PacksDir)
 	packs, err := LoadPacks(opts.PacksDir, opts.Catalog)
 	if err != nil {
 		return nil, fmt.Errorf("ruler: %w", err)
@@ -122,6 +142,7 @@ func New(opts Options) (*Ruler, error) {
 		metrics: newMetrics(opts.Registerer),
 	}
 	r.metrics.rules.Set(float64(len(e.Rules())))
+	r.initReload(hash)
 	return r, nil
 }
 
@@ -157,6 +178,7 @@ func (r *Ruler) Run(ctx context.Context) error {
 		DeadLetterTopic: r.opts.Topics.EventsDLQ,
 		Logger:          r.opts.Logger,
 		Registerer:      r.opts.Registerer,
+		MaxBatch:        MaxBatch,
 	})
 	if err != nil {
 		return fmt.Errorf("ruler: %w", err)
@@ -171,7 +193,18 @@ func (r *Ruler) Run(ctx context.Context) error {
 		stopSweep()
 		<-swept
 	}()
-	r.log.Info("ruler started", "packs", len(r.packs), "rules", len(r.engine.Rules()), "group", r.opts.Group)
+	packs := r.currentPacks() // a reload may run already
+	r.log.Info("ruler started", "packs", len(packs), "rules", len(rulepack.Rules(packs)), "group", r.opts.Group)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		r.watch(watchCtx)
+	}()
+	defer func() {
+		stopWatch()
+		<-watched
+	}()
 	if err := c.Run(ctx); err != nil {
 		return fmt.Errorf("ruler: %w", err)
 	}
@@ -202,9 +235,11 @@ func (r *Ruler) apply(ctx context.Context, batch []stream.Record[*cityhubv1.Even
 		r.metrics.failures.WithLabelValues("redis").Inc()
 		return err
 	}
+	t1 := time.Now()
 	if err := r.publish(ctx, alerts); err != nil {
 		return err
 	}
+	fmt.Fprintf(os.Stderr, "DBG batch %d alerts %d process %v publish %v\n", len(events), len(alerts), t1.Sub(start), time.Since(t1))
 	r.metrics.events.Add(float64(len(events)))
 	r.metrics.batchSeconds.Observe(time.Since(start).Seconds())
 	return nil

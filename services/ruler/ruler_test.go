@@ -214,11 +214,11 @@ func TestNewReportsEveryProblemWithPositions(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
-	// Once the others are fixed, `for` is refused as unsupported.
+	// Once the others are fixed, a `for` that nothing could end is refused.
 	os.Remove(filepath.Join(dir, "a.yaml"))
 	os.Remove(filepath.Join(dir, "b.yaml"))
 	_, err = ruler.New(opts)
-	if err == nil || !strings.Contains(err.Error(), "c.yaml:7:10: rule z: for: not supported yet") {
+	if err == nil || !strings.Contains(err.Error(), "c.yaml:7:10: rule z: for: needs resolve_after or clear_when") {
 		t.Errorf("New = %v", err)
 	}
 	var perr rulepack.Errors

@@ -1,10 +1,12 @@
 // Package alerting turns events into alerts: it evaluates each event with
-// the engine and applies the verdicts to the alert state in Redis. The
-// ruler service runs it on Kafka batches; rule tests run it on a clock of
-// their own against an in-memory Redis, so both share one behaviour.
+// the engine, applies the verdicts to the alert state in Redis, and marks
+// the alerts that silences and inhibit rules mute. The ruler service runs
+// it on Kafka batches; rule tests run it on a clock of their own against an
+// in-memory Redis, so both share one behaviour.
 package alerting
 
 import (
+	"os"
 	"context"
 	"fmt"
 	"time"
@@ -22,21 +24,29 @@ import (
 type Processor struct {
 	worker  *engine.Worker
 	store   *alertstate.Store
+	mute    *muter
 	results []engine.Result
 	updates []alertstate.Update
+	// swept says whether Sweep has run; active names the silences that
+	// were active at its last run, to notice a silence starting or ending.
+	swept  bool
+	active string
 }
 
-// New returns a Processor evaluating with e and keeping state in s.
+// New returns a Processor evaluating with e and keeping state in s. The
+// silences and inhibit rules of e's packs mute alerts.
 func New(e *engine.Engine, s *alertstate.Store) *Processor {
-	return &Processor{worker: e.NewWorker(), store: s}
+	return &Processor{worker: e.NewWorker(), store: s, mute: newMuter(e.Packs(), s)}
 }
 
 // Process evaluates events in order and applies what they do to alerts, in
 // one batch. It returns the alerts to publish: every alert an event
 // touched, as it is now, including alerts a redelivered event left
-// unchanged (their earlier publication may have been lost). Process is
-// idempotent: the same events again change no alert.
+// unchanged (their earlier publication may have been lost), and the
+// alerts whose inhibition changed because an inhibiting alert did.
+// Process is idempotent: the same events again change no alert.
 func (p *Processor) Process(ctx context.Context, now time.Time, events []*cityhubv1.Event) ([]*cityhubv1.Alert, error) {
+	t0 := time.Now()
 	p.updates = p.updates[:0]
 	for _, ev := range events {
 		p.results = p.worker.Eval(ev, p.results[:0])
@@ -47,7 +57,24 @@ func (p *Processor) Process(ctx context.Context, now time.Time, events []*cityhu
 	if len(p.updates) == 0 {
 		return nil, nil
 	}
+	// What mutes a firing alert is stored with it, so that the version
+	// that opens a case already says whether it may.
+	t1 := time.Now()
+	fps := map[string]bool{}
+	for _, u := range p.updates { fps[u.Alert.GetId()] = true }
+	fmt.Fprintf(os.Stderr, "DBG4 updates %d fps %d\n", len(p.updates), len(fps))
+	pass := p.mute.pass()
+	for _, u := range p.updates {
+		if u.Op == alertstate.Fire {
+			if err := pass.mark(ctx, now, u.Alert); err != nil {
+				return nil, err
+			}
+		}
+	}
+	t2 := time.Now()
 	res, err := p.store.Apply(ctx, now, p.updates)
+	t3 := time.Now()
+	defer func() { fmt.Fprintf(os.Stderr, "DBG2 updates %d eval %v mark %v apply %v follow %v\n", len(p.updates), t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3)) }()
 	if err != nil {
 		return nil, fmt.Errorf("apply alert updates: %w", err)
 	}
@@ -57,37 +84,60 @@ func (p *Processor) Process(ctx context.Context, now time.Time, events []*cityhu
 			out = append(out, r.Alert)
 		}
 	}
-	return out, nil
+	return p.mute.follow(ctx, now, out, changedOnly(res))
+}
+
+// changedOnly returns the alerts of res that the updates changed.
+func changedOnly(res []alertstate.Result) []*cityhubv1.Alert {
+	var out []*cityhubv1.Alert
+	for _, r := range res {
+		if r.Changed && r.Alert != nil {
+			out = append(out, r.Alert)
+		}
+	}
+	return out
 }
 
 // CheckSupported refuses rules that use what the processor does not
-// implement yet (`for`), as a rulepack.Errors with the position of each
-// use; such a rule must never run with the field silently ignored.
+// implement, as a rulepack.Errors with the position of each use, so that a
+// rule never runs with a field silently ignored. Every field of the pack
+// format is implemented today; the check stays for the tools that call it.
 func CheckSupported(packs []*rulepack.Pack) error {
-	var errs rulepack.Errors
-	for _, p := range packs {
-		for _, rule := range p.Rules {
-			if rule.For > 0 {
-				errs = append(errs, &rulepack.Error{
-					File: p.File, Pos: rule.Fields["for"], Rule: rule.ID,
-					Err: fmt.Errorf("for: %w", rulepack.ErrUnsupported),
-				})
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return errs
-	}
 	return nil
 }
 
-// MaxSweep bounds the alerts one Sweep resolves.
+// MaxSweep bounds the alerts one Sweep fires or resolves.
 const MaxSweep = 1000
 
-// Sweep resolves the alerts whose resolve_after has passed by now and
-// returns them.
+// Sweep fires the pending alerts whose `for` has run out and resolves the
+// alerts whose resolve_after has, in that order, so that an alert due to
+// fire before it was due to resolve does both. When a silence has started
+// or ended since the last Sweep (and on the first), it marks every open
+// alert anew. It returns the alerts it changed.
 func (p *Processor) Sweep(ctx context.Context, now time.Time) ([]*cityhubv1.Alert, error) {
-	return p.store.ResolveDue(ctx, now, MaxSweep)
+	fired, err := p.store.Promote(ctx, now, MaxSweep)
+	if err != nil {
+		return nil, err
+	}
+	resolved, err := p.store.ResolveDue(ctx, now, MaxSweep)
+	if err != nil {
+		return nil, err
+	}
+	changed := append(fired, resolved...)
+	if active := p.mute.active(now); p.mute != nil && (!p.swept || active != p.active) {
+		open, err := p.mute.open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		remarked, err := p.mute.remark(ctx, now, open, p.mute.pass())
+		if err != nil {
+			return nil, err
+		}
+		changed = append(changed, remarked...)
+		p.active = active
+	}
+	p.swept = true
+	return p.mute.follow(ctx, now, changed, changed)
 }
 
 func update(r engine.Result, ev *cityhubv1.Event) alertstate.Update {
@@ -101,9 +151,11 @@ func update(r engine.Result, ev *cityhubv1.Event) alertstate.Update {
 		EventID:      ev.GetId(),
 		EventTime:    eventTime(ev),
 		ResolveAfter: rule.ResolveAfter,
+		For:          rule.For,
 	}
-	if rule.Count != nil {
-		u.AtLeast, u.Within = rule.Count.AtLeast, rule.Count.Within
+	if c := rule.Count; c != nil {
+		u.AtLeast, u.Within = c.AtLeast, c.Within
+		u.CountDistinct, u.Distinct = c.Distinct != "", r.Distinct
 	}
 	return u
 }
@@ -116,22 +168,29 @@ func eventTime(ev *cityhubv1.Event) time.Time {
 }
 
 // Describe returns the descriptive fields of the alert a Fire result
-// raises for ev: everything but its state, version, events and times.
+// raises for ev: everything but its state, version, events, times and
+// what mutes it.
 func Describe(r engine.Result, ev *cityhubv1.Event) *cityhubv1.Alert {
 	rule := r.Rule
+	sev := r.Severity
+	if sev == cityhubv1.Severity_SEVERITY_UNSPECIFIED {
+		sev = rule.Severity
+	}
 	return &cityhubv1.Alert{
 		Id:          r.Fingerprint,
 		Rule:        rule.Name(),
 		Pack:        rule.Pack,
 		PackVersion: rule.PackVersion,
-		Severity:    rule.Severity,
+		Severity:    sev,
 		Title:       r.Title,
+		Summary:     r.Summary,
 		Labels:      r.Labels,
 		District:    ev.GetLocation().GetDistrict(),
 		EventType:   ev.GetType(),
 		Location:    ev.GetLocation(),
 		Explanation: r.Explanation,
 		Dispatch:    dispatchSpec(rule.Dispatch),
+		Shadow:      rule.Shadow,
 	}
 }
 
@@ -139,7 +198,7 @@ func dispatchSpec(d *rulepack.Dispatch) *cityhubv1.DispatchSpec {
 	if d == nil {
 		return nil
 	}
-	spec := &cityhubv1.DispatchSpec{Lead: d.Lead, Assist: d.Assist}
+	spec := &cityhubv1.DispatchSpec{Lead: d.Lead, Assist: d.Assist, CaseClass: d.CaseClass}
 	if d.Accept > 0 || d.Handle > 0 {
 		spec.Sla = &cityhubv1.Sla{}
 		if d.Accept > 0 {

@@ -20,7 +20,7 @@ var (
 
 // Restore writes a, as read back from the alerts topic, unless the store
 // already holds it at that version or later; it reports whether it wrote.
-// resolveAt is when a firing alert resolves by itself (zero: only a clear
+// resolveAt is when a firing or pending alert resolves by itself (zero: only a clear
 // or a later Restore resolves it). Rebuilding an empty Redis replays the
 // topic through Restore, in any order, and ends with the latest state of
 // every alert. Count windows that had not fired are not in the topic and
@@ -35,6 +35,8 @@ func (s *Store) Restore(ctx context.Context, a *cityhubv1.Alert, resolveAt time.
 		state = "firing"
 	case cityhubv1.AlertState_ALERT_STATE_RESOLVED:
 		state = "resolved"
+	case cityhubv1.AlertState_ALERT_STATE_PENDING:
+		state = "pending"
 	default:
 		return false, fmt.Errorf("alertstate: restore alert %s: no state", a.GetId())
 	}
@@ -43,7 +45,7 @@ func (s *Store) Restore(ctx context.Context, a *cityhubv1.Alert, resolveAt time.
 		return false, err
 	}
 	var resolveMs int64
-	if !resolveAt.IsZero() && state == "firing" {
+	if !resolveAt.IsZero() && state != "resolved" {
 		resolveMs = resolveAt.UnixMilli()
 	}
 	args := []any{
@@ -52,6 +54,10 @@ func (s *Store) Restore(ctx context.Context, a *cityhubv1.Alert, resolveAt time.
 		ms(a.GetUpdatedAt().AsTime(), a.GetUpdatedAt() != nil),
 		ms(a.GetEndsAt().AsTime(), a.GetEndsAt() != nil),
 		b, resolveMs, s.ttl.Milliseconds(),
+		int(a.GetSeverity()), int(a.GetPreviousSeverity()),
+		ms(a.GetSeverityChangedAt().AsTime(), a.GetSeverityChangedAt() != nil),
+		ms(a.GetFiresAt().AsTime(), a.GetFiresAt() != nil),
+		joinMarks(a.GetSilencedBy()), joinMarks(a.GetInhibitedBy()),
 	}
 	for _, id := range a.GetEventIds() {
 		args = append(args, id)

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/expr-lang/expr/vm"
@@ -41,9 +42,16 @@ type Result struct {
 	// Fingerprint is the id of the alert the result is about.
 	Fingerprint string
 	Labels      map[string]string
-	// Title and Explanation are set for Fire results.
+	// Title, Summary, Severity and Explanation are set for Fire results.
 	Title       string
+	Summary     string
 	Explanation []*cityhubv1.Explanation
+	// Severity is the rule's severity, or that of the first of its
+	// escalate steps that holds for the event.
+	Severity cityhubv1.Severity
+	// Distinct is the value of the rule's count.distinct field for the
+	// event, when the rule counts distinct values.
+	Distinct string
 }
 
 // Options configures an Engine.
@@ -55,6 +63,7 @@ type Options struct {
 // Engine holds compiled rules, indexed by the event types they can match.
 // It is safe for concurrent use through Workers.
 type Engine struct {
+	packs []*rulepack.Pack
 	rules []*rulepack.Rule
 	// candidates lists, per event type, the rules (by index) whose
 	// condition or clear condition may hold for it, in rule order;
@@ -62,6 +71,10 @@ type Engine struct {
 	candidates map[string][]int
 	anyType    []int
 	metrics    *metrics
+	// direct holds, per rule, the programs Worker runs, and tests the
+	// comparisons they call (direct.go).
+	direct []directRule
+	tests  []test
 }
 
 // New returns an engine for the rules of packs, which must be compiled.
@@ -69,7 +82,7 @@ func New(packs []*rulepack.Pack, opts Options) (*Engine, error) {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
-	e := &Engine{rules: rulepack.Rules(packs), candidates: map[string][]int{}}
+	e := &Engine{packs: packs, rules: rulepack.Rules(packs), candidates: map[string][]int{}}
 	for _, r := range e.rules {
 		if r.Program == nil {
 			return nil, fmt.Errorf("engine: rule %s is not compiled", r.Name())
@@ -96,6 +109,7 @@ func New(packs []*rulepack.Pack, opts Options) (*Engine, error) {
 			e.candidates[t] = append(e.candidates[t], i)
 		}
 	}
+	e.direct, e.tests = directRules(e.rules)
 	e.metrics = newMetrics(opts.Registerer, e.rules)
 	return e, nil
 }
@@ -105,17 +119,27 @@ func ruleTypes(r *rulepack.Rule) []string {
 	if r.Types == nil || (r.ClearProgram != nil && r.ClearTypes == nil) {
 		return nil
 	}
-	return append(append([]string(nil), r.Types...), r.ClearTypes...)
+	// Each type once, or the rule would be evaluated twice per event.
+	types := append(append([]string(nil), r.Types...), r.ClearTypes...)
+	slices.Sort(types)
+	return slices.Compact(types)
 }
 
 // Rules returns the engine's rules in evaluation order.
 func (e *Engine) Rules() []*rulepack.Rule { return e.rules }
 
+// Packs returns the packs the engine was built from, for their silences
+// and inhibit rules.
+func (e *Engine) Packs() []*rulepack.Pack { return e.packs }
+
 // Worker evaluates events for one goroutine at a time.
 type Worker struct {
-	e   *Engine
-	vm  vm.VM
+	e  *Engine
+	vm vm.VM
+	// env is filled for the current event only on demand (direct.go):
+	// after a condition holds it is always filled.
 	env rulepack.Env
+	d   directState
 }
 
 // NewWorker returns a Worker. A Worker is not safe for concurrent use;
@@ -123,6 +147,7 @@ type Worker struct {
 func (e *Engine) NewWorker() *Worker {
 	w := &Worker{e: e}
 	w.vm.MemoryBudget = rulepack.MemoryBudget
+	w.d.init(w)
 	return w
 }
 
@@ -132,7 +157,7 @@ func (e *Engine) NewWorker() *Worker {
 // cityhub_ruler_rule_errors_total and skipped; the other rules still see
 // the event.
 func (w *Worker) Eval(ev *cityhubv1.Event, out []Result) []Result {
-	w.env.Reset(ev)
+	w.begin(ev)
 	idx, ok := w.e.candidates[ev.GetType()]
 	if !ok {
 		idx = w.e.anyType
@@ -140,25 +165,53 @@ func (w *Worker) Eval(ev *cityhubv1.Event, out []Result) []Result {
 	for _, i := range idx {
 		r := w.e.rules[i]
 		m := w.e.metrics.rules[i]
-		if r.ClearProgram != nil && w.holds(r.ClearProgram, m) {
+		if r.ClearProgram != nil && w.holdsDirect(&w.e.direct[i].clear, m) {
 			labels := w.labels(r)
 			out = append(out, Result{Kind: Clear, Rule: r, Fingerprint: Fingerprint(r.Name(), labels), Labels: labels})
 			m.clears.Inc()
 		}
-		if w.holds(r.Program, m) {
-			labels := w.labels(r)
-			out = append(out, Result{
-				Kind:        Fire,
-				Rule:        r,
-				Fingerprint: Fingerprint(r.Name(), labels),
-				Labels:      labels,
-				Title:       w.title(r, labels, m),
-				Explanation: w.explain(r),
-			})
+		if w.holdsDirect(&w.e.direct[i].when, m) {
+			out = append(out, w.fire(r, m))
 			m.matches.Inc()
 		}
 	}
 	return out
+}
+
+// fire builds the Fire result of r for the current event, whose
+// environment is filled once a condition has held.
+func (w *Worker) fire(r *rulepack.Rule, m *ruleMetrics) Result {
+	labels := w.labels(r)
+	res := Result{
+		Kind:        Fire,
+		Rule:        r,
+		Fingerprint: Fingerprint(r.Name(), labels),
+		Labels:      labels,
+		Title:       w.title(r, labels, m),
+		Severity:    r.Severity,
+		Explanation: w.explain(r),
+	}
+	if r.SummaryTemplate != nil {
+		// A summary that fails to render is left out; the title stands.
+		if s, err := r.SummaryTemplate.Execute(w.env.TemplateData(labels)); err == nil {
+			res.Summary = s
+		} else {
+			m.titleErrors.Inc()
+		}
+	}
+	for i, st := range r.Escalate {
+		if w.holds(st.Program, m) {
+			res.Severity = st.Severity
+			res.Explanation = append(res.Explanation, &cityhubv1.Explanation{
+				Expr: fmt.Sprintf("escalate[%d]: %s", i, st.When), Value: "true → " + st.Severity.Name(),
+			})
+			break
+		}
+	}
+	if r.Count != nil && r.Count.Distinct != "" {
+		res.Distinct = w.env.Value(r.Count.Distinct)
+	}
+	return res
 }
 
 func (w *Worker) holds(p *vm.Program, m *ruleMetrics) bool {
@@ -199,8 +252,10 @@ func (w *Worker) title(r *rulepack.Rule, labels map[string]string, m *ruleMetric
 // MaxExplainedValue bounds the text of one explained value.
 const MaxExplainedValue = 256
 
-// explain returns the condition and the values of its comparisons'
-// operands for the current event.
+// explain returns the condition and the values of its leaves for the
+// current event: each comparison's operands, then the comparison's own
+// value, so that a reader sees event.attrs.water_depth_cm = 35 and then
+// event.attrs.water_depth_cm >= 30 = true.
 func (w *Worker) explain(r *rulepack.Rule) []*cityhubv1.Explanation {
 	out := make([]*cityhubv1.Explanation, 0, 1+len(r.Operands))
 	out = append(out, &cityhubv1.Explanation{Expr: r.When, Value: "true"})
@@ -255,7 +310,7 @@ func newMetrics(reg prometheus.Registerer, rules []*rulepack.Rule) *metrics {
 	}, []string{"rule"}))
 	titles := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cityhub_ruler_rule_title_errors_total",
-		Help: "Titles that failed to render and fell back to the rule's name, by rule.",
+		Help: "Titles that failed to render and fell back to the rule's name, and summaries that failed to render and were left out, by rule.",
 	}, []string{"rule"}))
 	m := &metrics{}
 	for _, r := range rules {

@@ -1,6 +1,7 @@
 package rulepack
 
 import (
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -111,6 +112,39 @@ func (e *Env) TemplateData(labels map[string]string) map[string]any {
 		},
 		"labels": labels,
 	}
+}
+
+// FieldPath returns the canonical form of an event field a rule may count
+// distinct values of: source, location.district, location.street,
+// location.grid, location.address or attrs.NAME, written with or without
+// "event." in front.
+func FieldPath(s string) (string, bool) {
+	s = strings.TrimPrefix(s, "event.")
+	switch s {
+	case "source", "location.district", "location.street", "location.grid", "location.address":
+		return s, true
+	}
+	if attr, ok := trimAttr(s); ok && nameRE.MatchString(attr) {
+		return s, true
+	}
+	return "", false
+}
+
+// Value returns the event field path (as FieldPath returns it) as text.
+func (e *Env) Value(path string) string {
+	switch path {
+	case "source":
+		return e.Event.Source
+	case "location.district":
+		return e.Event.Location.District
+	case "location.street":
+		return e.Event.Location.Street
+	case "location.grid":
+		return e.Event.Location.Grid
+	case "location.address":
+		return e.Event.Location.Address
+	}
+	return e.Label(path)
 }
 
 // Label returns the value of the group label name for the event in e.

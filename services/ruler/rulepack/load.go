@@ -63,6 +63,9 @@ func LoadFiles(cat *catalog.Catalog, files ...string) ([]*Pack, error) {
 		byName[p.Name] = f
 		packs = append(packs, p)
 	}
+	if len(errs) == 0 {
+		errs = checkMuteRules(packs)
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}

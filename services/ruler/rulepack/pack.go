@@ -20,6 +20,10 @@ type Pack struct {
 	Owner   string
 	Version string
 	Rules   []*Rule
+	// Silences mute alerts for a time; Inhibits mute alerts while others
+	// fire. Both apply to the alerts of every pack, not only this one.
+	Silences []*Silence
+	Inhibits []*Inhibit
 }
 
 // Rule is one rule of a pack.
@@ -34,19 +38,29 @@ type Rule struct {
 	Severity    cityhubv1.Severity
 	// GroupBy names the labels of the rule's alerts: district, street,
 	// grid, type, source, or attrs.NAME.
-	GroupBy      []string
-	Title        string
+	GroupBy []string
+	Title   string
+	// Summary is a longer text than the title, rendered the same way.
+	Summary string
+	// Escalate lists conditions with the severity each gives the alert,
+	// tried in order on every matching event; the first that holds sets
+	// the alert's severity, and when none does it is Severity.
+	Escalate     []*Step
 	Count        *Count
 	For          time.Duration
 	ResolveAfter time.Duration
 	ClearWhen    string
 	Dispatch     *Dispatch
+	// Shadow rules are evaluated and their alerts recorded and published
+	// marked shadow, but never dispatched.
+	Shadow bool
 
 	// Pos is where the rule starts; Fields holds where each field's value
 	// is, by field name.
 	Pos    Pos
 	Fields map[string]Pos
 	quoted map[string]bool
+	block  map[string]bool
 
 	// Set by Compile.
 
@@ -59,6 +73,8 @@ type Rule struct {
 	Operands []Operand
 	// TitleTemplate renders Title; nil when the rule has no title.
 	TitleTemplate *Title
+	// SummaryTemplate renders Summary; nil when the rule has no summary.
+	SummaryTemplate *Title
 	// Types lists the event types When can match, when its text makes that
 	// plain (event.type == "x" as a conjunct, or event.type in [...]); nil
 	// means any type.
@@ -75,21 +91,44 @@ func (r *Rule) Name() string { return r.Pack + "/" + r.ID }
 type Count struct {
 	AtLeast int
 	Within  time.Duration
+	// Distinct, when set, counts distinct values of this event field
+	// instead of events: "source", "location.street", "attrs.caller_id"
+	// (the forms Env.Value reads). An event whose field is empty does not
+	// count.
+	Distinct string
+}
+
+// Step is one threshold of a rule's escalate list.
+type Step struct {
+	When     string
+	Severity cityhubv1.Severity
+	// Pos is where the step's when is.
+	Pos    Pos
+	quoted bool
+	// Program is the compiled When (set by Compile).
+	Program *vm.Program
 }
 
 // Dispatch says which departments a case opened from the rule's alert goes
-// to and its deadlines; zero durations mean the department's defaults.
+// to and its deadlines; zero durations mean the case class's or the
+// department's defaults. Compile fills Lead and CaseClass from the catalog
+// when the rule leaves them out: the lead is the owner of the event type
+// the rule matches, the class that event type's class.
 type Dispatch struct {
-	Lead   string
-	Assist []string
-	Accept time.Duration
-	Handle time.Duration
+	Lead      string
+	Assist    []string
+	Accept    time.Duration
+	Handle    time.Duration
+	CaseClass string
 }
 
 // Operand is one side of a comparison in a condition, compiled on its own.
 type Operand struct {
 	Source  string
 	Program *vm.Program
+	// Leaf marks a comparison or an in_area call, whose value is a bool;
+	// the others are the operands of comparisons.
+	Leaf bool
 }
 
 // Pos is a position in a file, 1-based.

@@ -21,6 +21,8 @@ const (
 	MaxRules        = 1000
 	MaxGroupBy      = 8
 	MaxTextBytes    = 1024 // description, title, version
+	MaxSummaryBytes = 4096
+	MaxSteps        = 8
 	MaxWindow       = 7 * 24 * time.Hour
 	MaxCount        = 100000
 	MaxSLA          = 90 * 24 * time.Hour
@@ -267,8 +269,19 @@ func (p *yamlParser) pack(n *yaml.Node) *Pack {
 		"owner":   func(v *yaml.Node) { pk.Owner = p.name(v, "owner") },
 		"version": func(v *yaml.Node) { pk.Version = p.str(v, "version", maxVersionBytes) },
 		"rules":   func(v *yaml.Node) { rules = v },
+		"silences": func(v *yaml.Node) {
+			p.list(v, "silences", MaxSilences, func(sn *yaml.Node) { pk.Silences = append(pk.Silences, p.silence(sn, pk.Name)) })
+		},
+		"inhibit": func(v *yaml.Node) {
+			p.list(v, "inhibit", MaxInhibits, func(in *yaml.Node) { pk.Inhibits = append(pk.Inhibits, p.inhibit(in, pk.Name)) })
+		},
 	})
-	for _, f := range []string{"pack", "owner", "rules"} {
+	required := []string{"pack", "owner"}
+	if seen["silences"] == nil && seen["inhibit"] == nil {
+		// A pack may hold only silences or inhibit rules.
+		required = append(required, "rules")
+	}
+	for _, f := range required {
 		if _, ok := seen[f]; !ok && n.Kind == yaml.MappingNode {
 			p.errorf(n, "missing field %q", f)
 		}
@@ -310,17 +323,7 @@ func (p *yamlParser) ruleNode(n *yaml.Node, pack string) *Rule {
 		"id":          func(v *yaml.Node) { r.ID = p.name(v, "id") },
 		"description": func(v *yaml.Node) { r.Description = p.str(v, "description", MaxTextBytes) },
 		"when":        func(v *yaml.Node) { r.When = p.str(v, "when", MaxExprBytes) },
-		"severity": func(v *yaml.Node) {
-			s := p.str(v, "severity", 16)
-			if s == "" {
-				return
-			}
-			sev, err := cityhubv1.ParseSeverity(s)
-			if err != nil {
-				p.errorf(v, "severity: %v", err)
-			}
-			r.Severity = sev
-		},
+		"severity":    func(v *yaml.Node) { r.Severity = p.severity(v, "severity") },
 		"group_by": func(v *yaml.Node) {
 			p.list(v, "group_by", MaxGroupBy, func(ln *yaml.Node) {
 				l := p.str(ln, "group_by", 80)
@@ -335,12 +338,33 @@ func (p *yamlParser) ruleNode(n *yaml.Node, pack string) *Rule {
 				}
 			})
 		},
-		"title": func(v *yaml.Node) { r.Title = p.str(v, "title", MaxTextBytes) },
+		"title":   func(v *yaml.Node) { r.Title = p.str(v, "title", MaxTextBytes) },
+		"summary": func(v *yaml.Node) { r.Summary = p.str(v, "summary", MaxSummaryBytes) },
+		"escalate": func(v *yaml.Node) {
+			p.list(v, "escalate", MaxSteps, func(sn *yaml.Node) {
+				if st := p.step(sn); st != nil {
+					r.Escalate = append(r.Escalate, st)
+				}
+			})
+		},
+		"shadow": func(v *yaml.Node) { r.Shadow = p.boolean(v, "shadow") },
 		"count": func(v *yaml.Node) {
 			c := &Count{}
 			got := p.fields(v, "count", map[string]func(*yaml.Node){
 				"at_least": func(v *yaml.Node) { c.AtLeast = p.integer(v, "count.at_least", 1, MaxCount) },
 				"within":   func(v *yaml.Node) { c.Within = p.duration(v, "count.within", time.Second, MaxWindow) },
+				"distinct": func(v *yaml.Node) {
+					s := p.str(v, "count.distinct", 80)
+					if s == "" {
+						return
+					}
+					f, ok := FieldPath(s)
+					if !ok {
+						p.errorf(v, "count.distinct: %q is not an event field: want source, location.district, location.street, location.grid, location.address or attrs.NAME", s)
+						return
+					}
+					c.Distinct = f
+				},
 			})
 			if v.Kind == yaml.MappingNode && (got["at_least"] == nil || got["within"] == nil) {
 				p.errorf(v, "count: both at_least and within are required")
@@ -360,6 +384,12 @@ func (p *yamlParser) ruleNode(n *yaml.Node, pack string) *Rule {
 			}
 			r.quoted[k] = true
 		}
+		if v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+			if r.block == nil {
+				r.block = map[string]bool{}
+			}
+			r.block[k] = true
+		}
 	}
 	if n.Kind == yaml.MappingNode {
 		for _, f := range []string{"id", "when", "severity"} {
@@ -368,13 +398,73 @@ func (p *yamlParser) ruleNode(n *yaml.Node, pack string) *Rule {
 			}
 		}
 	}
+	if r.For > 0 && r.ResolveAfter == 0 && r.ClearWhen == "" {
+		// Nothing could then stop a pending alert from firing: `for`
+		// would be a mere delay.
+		p.errorf(seen["for"], "for: needs resolve_after or clear_when to say when the condition stops holding")
+	}
+	for i, st := range r.Escalate {
+		if st.Severity == r.Severity && st.Severity != 0 {
+			p.errs = append(p.errs, &Error{File: p.file, Pos: st.Pos, Rule: p.rule,
+				Err: fmt.Errorf("escalate: step %d gives the rule's own severity %s", i+1, st.Severity.Name())})
+		}
+	}
 	return r
 }
 
+// step reads one escalate step: {when: EXPR, severity: LEVEL}.
+func (p *yamlParser) step(n *yaml.Node) *Step {
+	st := &Step{Pos: pos(n)}
+	seen := p.fields(n, "escalate", map[string]func(*yaml.Node){
+		"when": func(v *yaml.Node) {
+			st.When = p.str(v, "escalate.when", MaxExprBytes)
+			st.Pos = pos(v)
+			st.quoted = v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0
+		},
+		"severity": func(v *yaml.Node) { st.Severity = p.severity(v, "escalate.severity") },
+	})
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for _, f := range []string{"when", "severity"} {
+		if _, ok := seen[f]; !ok {
+			p.errorf(n, "escalate: missing field %q", f)
+		}
+	}
+	return st
+}
+
+func (p *yamlParser) severity(v *yaml.Node, what string) cityhubv1.Severity {
+	s := p.str(v, what, 16)
+	if s == "" {
+		return 0
+	}
+	sev, err := cityhubv1.ParseSeverity(s)
+	if err != nil {
+		p.errorf(v, "%s: %v", what, err)
+	}
+	return sev
+}
+
+func (p *yamlParser) boolean(n *yaml.Node, what string) bool {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		p.errorf(n, "%s: want true or false, got %s", what, kind(n))
+		return false
+	}
+	b, _ := strconv.ParseBool(n.Value)
+	return b
+}
+
+// dispatch reads a rule's dispatch: a mapping, or the word default, which
+// is the empty mapping: every field from the catalog.
 func (p *yamlParser) dispatch(n *yaml.Node) *Dispatch {
 	d := &Dispatch{}
+	if n.Kind == yaml.ScalarNode && n.Value == "default" && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
+		return d
+	}
 	seen := p.fields(n, "dispatch", map[string]func(*yaml.Node){
-		"lead": func(v *yaml.Node) { d.Lead = p.name(v, "dispatch.lead") },
+		"lead":       func(v *yaml.Node) { d.Lead = p.name(v, "dispatch.lead") },
+		"case_class": func(v *yaml.Node) { d.CaseClass = p.name(v, "dispatch.case_class") },
 		"assist": func(v *yaml.Node) {
 			p.list(v, "dispatch.assist", maxAssist, func(an *yaml.Node) {
 				a := p.name(an, "dispatch.assist")
@@ -395,11 +485,6 @@ func (p *yamlParser) dispatch(n *yaml.Node) *Dispatch {
 			})
 		},
 	})
-	if n.Kind == yaml.MappingNode {
-		if _, ok := seen["lead"]; !ok {
-			p.errorf(n, "dispatch: missing field %q", "lead")
-		}
-	}
 	if d.Lead != "" && slices.Contains(d.Assist, d.Lead) {
 		p.errorf(seen["assist"], "dispatch.assist: %q is already the lead", d.Lead)
 	}

@@ -3,11 +3,15 @@ package rulepack
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/expr-lang/expr"
 
 	"github.com/cityhub/cityhub/services/platform/catalog"
 
@@ -70,8 +74,15 @@ func TestFullPackFields(t *testing.T) {
 	if strings.Join(r.Types, ",") != "waterlogging" || strings.Join(r.ClearTypes, ",") != "waterlogging_cleared" {
 		t.Errorf("types = %v, clear types = %v", r.Types, r.ClearTypes)
 	}
-	if len(r.Operands) != 2 || r.Operands[0].Source != "event.type" || r.Operands[1].Source != "event.attrs.water_depth_cm" {
-		t.Errorf("operands = %+v", r.Operands)
+	var ops []string
+	for _, o := range r.Operands {
+		ops = append(ops, fmt.Sprintf("%s leaf=%v", o.Source, o.Leaf))
+	}
+	if want := []string{
+		"event.type leaf=false", `event.type == "waterlogging" leaf=true`,
+		"event.attrs.water_depth_cm leaf=false", "event.attrs.water_depth_cm >= 30 leaf=true",
+	}; !slices.Equal(ops, want) {
+		t.Errorf("operands:\n%s\nwant:\n%s", strings.Join(ops, "\n"), strings.Join(want, "\n"))
 	}
 	if p.Rules[1].Types != nil {
 		t.Errorf("a rule naming no type got types %v", p.Rules[1].Types)
@@ -243,7 +254,7 @@ func TestEnvReset(t *testing.T) {
 // FuzzParse feeds the pack parser and compiler arbitrary text: they must
 // return errors, never panic or hang.
 func FuzzParse(f *testing.F) {
-	for _, g := range []string{"testdata/full.good.yaml", "testdata/fields.bad.yaml", "testdata/exprs.bad.yaml", "../../../rules/packs/flood.yaml"} {
+	for _, g := range []string{"testdata/full.good.yaml", "testdata/features.good.yaml", "testdata/fields.bad.yaml", "testdata/exprs.bad.yaml", "testdata/features.bad.yaml", "testdata/compile.bad.yaml", "../../../rules/packs/flood.yaml", "../../../rules/packs/manhole.yaml"} {
 		if b, err := os.ReadFile(g); err == nil {
 			f.Add(b)
 		}
@@ -258,4 +269,130 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = Compile(p, cat)
 	})
+}
+
+func TestFeaturesPack(t *testing.T) {
+	packs, err := LoadFiles(testCatalog(t), "testdata/features.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := packs[0]
+	w, callers, school := p.Rules[0], p.Rules[1], p.Rules[2]
+	if len(w.Escalate) != 2 || w.Escalate[0].Severity != cityhubv1.Severity_SEVERITY_EXTREME || w.Escalate[1].Program == nil {
+		t.Errorf("escalate = %+v", w.Escalate)
+	}
+	if w.For != 10*time.Minute || w.SummaryTemplate == nil {
+		t.Errorf("for = %s, summary %v", w.For, w.SummaryTemplate)
+	}
+	// dispatch: default takes the lead and the class from the event type.
+	if d := w.Dispatch; d == nil || d.Lead != "water-affairs" || d.CaseClass != "priority" || len(d.Assist) != 0 {
+		t.Errorf("default dispatch = %+v", d)
+	}
+	if d := callers.Dispatch; d.Lead != "water-affairs" || d.CaseClass != "urgent" || d.Accept != 5*time.Minute || !slices.Equal(d.Assist, []string{"traffic-police"}) {
+		t.Errorf("dispatch with overrides = %+v", d)
+	}
+	if !callers.Shadow || w.Shadow {
+		t.Error("shadow")
+	}
+	if c := callers.Count; c == nil || c.Distinct != "attrs.caller_id" {
+		t.Errorf("count = %+v", c)
+	}
+	if school.Program == nil {
+		t.Error("in_area rule not compiled")
+	}
+	if len(p.Silences) != 1 || len(p.Inhibits) != 1 {
+		t.Fatalf("silences %d, inhibits %d", len(p.Silences), len(p.Inhibits))
+	}
+	s := p.Silences[0]
+	if s.Name != "tianping-roadworks" || s.Reason == "" || s.CreatedBy != "road-administration" ||
+		s.Matchers.String() != "{rule=features/waterlogging|features/callers, street=tianping}" {
+		t.Errorf("silence = %+v", s)
+	}
+	at := time.Date(2025, 7, 15, 9, 59, 0, 0, time.UTC)
+	if !s.Active(at) || s.Active(at.Add(time.Minute)) || s.Active(time.Date(2025, 6, 30, 15, 59, 0, 0, time.UTC)) {
+		t.Error("silence window: want [2025-06-30T16:00Z, 2025-07-15T10:00Z)")
+	}
+	in := p.Inhibits[0]
+	if !slices.Equal(in.SourceRules(), []string{"features/school-water"}) || !slices.Equal(in.Equal, []string{"district"}) {
+		t.Errorf("inhibit = %+v", in)
+	}
+	alert := map[string]string{"rule": "features/waterlogging", "severity": "moderate", "district": "xuhui"}
+	if !in.Target.Matches(func(n string) string { return alert[n] }) {
+		t.Error("target matchers do not select the moderate waterlogging alert")
+	}
+	alert["severity"] = "severe"
+	if in.Target.Matches(func(n string) string { return alert[n] }) {
+		t.Error("target matchers select a severe alert")
+	}
+}
+
+func TestMuteRulesNameLoadedRules(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	silence := "  - {name: works, matchers: {rule: %s}, starts: 2025-07-01T00:00:00Z, ends: 2025-07-02T00:00:00Z, reason: r, created_by: c}\n"
+	a := write("a.yaml", "pack: a\nowner: water-affairs\nrules:\n  - {id: r, when: 'true', severity: minor}\nsilences:\n"+fmt.Sprintf(silence, "a/r"))
+	b := write("b.yaml", "pack: b\nowner: water-affairs\nsilences:\n"+fmt.Sprintf(silence, "a/typo")+
+		"inhibit:\n  - {source: {rule: a/r}, target: {rule: b/none}}\n")
+	_, err := LoadFiles(nil, a, b)
+	want := []string{
+		b + `:4:5: silence works: rule "a/typo" is not in any loaded pack`,
+		b + `:4:5: silence "works" is also defined in ` + a,
+		b + `:6:5: inhibit.target: rule "b/none" is not in any loaded pack`,
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Errorf("LoadFiles = %v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+}
+
+func TestGeoFunctions(t *testing.T) {
+	doc := `pack: geo
+owner: water-affairs
+rules:
+  - {id: school, when: 'in_area(event.location, "school-zones")', severity: minor}
+  - {id: near, when: 'distance_m(event.location, [121.4378, 31.1990]) < 300', severity: minor}
+  - {id: far, when: 'distance_m([121.4378, 31.1990], event.location) >= 300', severity: minor}
+`
+	p, err := Parse("geo.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Compile(p, testCatalog(t)); err != nil {
+		t.Fatal(err)
+	}
+	run := func(r *Rule, lon, lat float64) bool {
+		var e Env
+		e.Reset(&cityhubv1.Event{Location: &cityhubv1.Location{District: "xuhui", Lon: lon, Lat: lat}})
+		v, err := expr.Run(r.Program, &e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.(bool)
+	}
+	school, near, far := p.Rules[0], p.Rules[1], p.Rules[2]
+	for _, tc := range []struct {
+		name                    string
+		lon, lat                float64
+		inSchool, isNear, isFar bool
+	}{
+		{"at the school gate", 121.4378, 31.1990, true, true, false},
+		{"200 m east", 121.4399, 31.1990, false, true, false},
+		{"1 km north", 121.4378, 31.2080, false, false, true},
+		// No coordinates: nowhere, and at no distance from anything.
+		{"no coordinates", 0, 0, false, false, false},
+	} {
+		if got := [3]bool{run(school, tc.lon, tc.lat), run(near, tc.lon, tc.lat), run(far, tc.lon, tc.lat)}; got != [3]bool{tc.inSchool, tc.isNear, tc.isFar} {
+			t.Errorf("%s: in school zone, near, far = %v", tc.name, got)
+		}
+	}
+	// Without a catalog an area cannot be checked, so it is refused.
+	p, _ = Parse("geo.yaml", []byte(doc))
+	if err := Compile(p, nil); err == nil || !strings.Contains(err.Error(), `geo.yaml:4:49: rule school: when: in_area: no catalog to find area "school-zones" in`) {
+		t.Errorf("Compile without catalog = %v", err)
+	}
 }

@@ -12,9 +12,10 @@ import (
 // MaxTitleBytes bounds a rendered title.
 const MaxTitleBytes = 512
 
-// Title is a parsed title template.
+// Title is a parsed title or summary template.
 type Title struct {
-	t *template.Template
+	t   *template.Template
+	max int // bytes; MaxTitleBytes when zero
 }
 
 // allowedFuncs are the template functions a title may call: comparisons and
@@ -117,23 +118,28 @@ func checkPipe(p *parse.PipeNode) error {
 	return nil
 }
 
-// errTooLong stops a template whose output exceeds MaxTitleBytes.
+// errTooLong stops a template whose output exceeds its bound.
 var errTooLong = errors.New("title too long")
 
 type boundedBuffer struct {
 	bytes.Buffer
+	max int
 }
 
 func (b *boundedBuffer) Write(p []byte) (int, error) {
-	if b.Len()+len(p) > MaxTitleBytes {
+	if b.Len()+len(p) > b.max {
 		return 0, errTooLong
 	}
 	return b.Buffer.Write(p)
 }
 
-// Execute renders the title for data, at most MaxTitleBytes long.
+// Execute renders the template for data, at most MaxTitleBytes long for a
+// title and half of MaxSummaryBytes for a summary.
 func (t *Title) Execute(data any) (string, error) {
-	var b boundedBuffer
+	b := boundedBuffer{max: t.max}
+	if b.max == 0 {
+		b.max = MaxTitleBytes
+	}
 	if err := t.t.Execute(&b, data); err != nil {
 		return "", err
 	}

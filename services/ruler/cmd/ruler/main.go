@@ -44,13 +44,20 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the packs, as it does Prometheus' configuration.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	r, err := ruler.New(ruler.Options{
 		Brokers: b.Config.KafkaBrokers, Topics: b.Topics, Group: group,
 		Redis: rdb, Writer: w, PacksDir: packs, Catalog: b.Catalog,
 		Logger: b.Logger, Registerer: b.Registry,
+		Reload: hup, Verifier: b.Verifier,
 	})
 	if err != nil {
 		return err
 	}
-	return b.Run(ctx, http.NewServeMux(), r.Run)
+	mux := http.NewServeMux()
+	r.Routes(mux)
+	return b.Run(ctx, mux, r.Run)
 }

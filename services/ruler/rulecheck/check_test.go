@@ -1,0 +1,139 @@
+package rulecheck
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cityhub/cityhub/services/platform/catalog"
+)
+
+func testCatalog(t testing.TB) *catalog.Catalog {
+	t.Helper()
+	c, err := catalog.Load("testdata/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// wants returns the "# want: " lines of a file, prefixed with its
+// directory as diagnostics name files.
+func wants(t *testing.T, file string) []string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if w, ok := strings.CutPrefix(sc.Text(), "# want: "); ok {
+			out = append(out, filepath.Join(filepath.Dir(file), w))
+		}
+	}
+	return out
+}
+
+// TestCheck checks everything under testdata at once, as `rulecheck check
+// testdata` does, and compares each file's diagnostics with the "# want:"
+// lines it carries: a *.good.yaml pack has no errors (but may have
+// warnings), a *.bad.yaml pack has errors, and every file gets exactly
+// what it lists, in order.
+func TestCheck(t *testing.T) {
+	// testdata/backtest holds two versions of one pack, which cannot be
+	// checked together.
+	paths, _ := filepath.Glob("testdata/*.*.yaml")
+	files, err := Expand(append(paths, "testdata/tests"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files.Packs) < 5 || len(files.Tests) < 3 {
+		t.Fatalf("Expand found %+v", files)
+	}
+	res := Check(files, testCatalog(t))
+	got := map[string][]string{}
+	for _, d := range res.Diagnostics {
+		got[d.File] = append(got[d.File], d.String())
+	}
+	for _, f := range append(files.Packs, files.Tests...) {
+		t.Run(f, func(t *testing.T) {
+			want := wants(t, f)
+			if strings.HasSuffix(f, ".bad.yaml") && len(want) == 0 {
+				t.Fatal("a bad pack without # want: lines")
+			}
+			if g := strings.Join(got[f], "\n"); g != strings.Join(want, "\n") {
+				t.Errorf("diagnostics:\n%s\nwant:\n%s", g, strings.Join(want, "\n"))
+			}
+			for _, d := range res.Diagnostics {
+				if d.File == f && d.Level == Error && strings.HasSuffix(f, ".good.yaml") {
+					t.Errorf("an error in a good pack: %s", d)
+				}
+			}
+		})
+	}
+	if res.Errors() == 0 || res.Warnings() == 0 {
+		t.Errorf("%d errors, %d warnings", res.Errors(), res.Warnings())
+	}
+}
+
+// TestCheckRepositoryRules checks the packs and tests of the repository
+// against its catalog: they must have no errors and no warnings.
+func TestCheckRepositoryRules(t *testing.T) {
+	files, err := Expand([]string{rulesDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, _, err := LoadCatalog("", []string{rulesDir + "/packs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := Check(files, cat)
+	for _, d := range res.Diagnostics {
+		t.Error(d)
+	}
+	if res.Packs < 7 || res.Tests < 7 {
+		t.Errorf("checked %d packs and %d test files; want every pack and test of rules/", res.Packs, res.Tests)
+	}
+}
+
+func TestFindCatalog(t *testing.T) {
+	got, err := FindCatalog("testdata/tests/water.yaml")
+	if err != nil || got != filepath.Join("testdata", "catalog.yaml") {
+		t.Errorf("FindCatalog = %q, %v", got, err)
+	}
+	if _, err := FindCatalog(t.TempDir()); err == nil || !strings.Contains(err.Error(), "give --catalog FILE") {
+		t.Errorf("FindCatalog in an empty tree = %v", err)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for doc, want := range map[string]Kind{
+		"pack: p\nowner: o\n":        PackFile,
+		"packs: [a.yaml]\ntests: []": TestFile,
+		"districts: []\n":            Other,
+		"[unclosed":                  Other,
+	} {
+		if got := classify([]byte(doc)); got != want {
+			t.Errorf("classify(%q) = %v, want %v", doc, got, want)
+		}
+	}
+}
+
+func TestExpandSkipsTheCatalog(t *testing.T) {
+	files, err := Expand([]string{"testdata"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files.Packs {
+		if filepath.Base(f) == "catalog.yaml" {
+			t.Error("Expand took the catalog for a pack")
+		}
+	}
+	if len(files.Tests) != 3 || len(files.Packs) != 7 {
+		t.Errorf("Expand = %+v", files)
+	}
+}
