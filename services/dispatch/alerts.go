@@ -23,16 +23,19 @@ func decodeAlert(m kafka.Message) (*cityhubv1.Alert, error) {
 	return a, nil
 }
 
-// wantsCase reports whether a opens a case: a real (not shadow) firing of a
-// rule that dispatches.
+// wantsCase reports whether a opens a case: a real (not shadow), unmuted
+// firing of a rule that dispatches.
 func wantsCase(a *cityhubv1.Alert) bool {
 	return a.GetState() == cityhubv1.AlertState_ALERT_STATE_FIRING &&
-		!a.GetShadow() && a.GetDispatch().GetLead() != ""
+		!a.GetShadow() && a.GetDispatch().GetLead() != "" &&
+		len(a.GetSilencedBy()) == 0 && len(a.GetInhibitedBy()) == 0 // muted: shown, never dispatched
 }
 
 // applyAlerts opens the cases of a batch and publishes their changes before
 // it returns, so that an alert is committed only once its case is on Kafka.
-// A redelivered alert finds its case and publishes the creation again.
+// A redelivered alert finds its case and publishes the case's latest change
+// again (not its creation, which would look like a step back to a reader
+// that keeps the highest version).
 func (s *Service) applyAlerts(ctx context.Context, batch []stream.Record[*cityhubv1.Alert]) error {
 	var (
 		out      []kafka.Message
@@ -61,6 +64,13 @@ func (s *Service) applyAlerts(ctx context.Context, batch []stream.Record[*cityhu
 			counts["opened"]++
 		} else {
 			counts["duplicate"]++
+			latest, err := s.store.Latest(ctx, change.GetCase().GetId())
+			if err != nil && !errors.Is(err, casestore.ErrNotFound) {
+				return err
+			}
+			if err == nil {
+				change = latest
+			}
 		}
 		m, err := stream.Marshal(s.opts.Topics.Cases, change.GetCase().GetDistrict(), change)
 		if err != nil {
@@ -120,8 +130,12 @@ func (s *Service) openFromAlert(ctx context.Context, a *cityhubv1.Alert) (*cityh
 	if c.Title == "" {
 		c.Title = a.GetRule()
 	}
+	spec, err := s.resolveSpec(a.GetDispatch(), a.GetEventType())
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: alert %s: %v", lifecycle.ErrInvalid, a.GetId(), err)
+	}
 	by := lifecycle.Actor{Subject: "rule:" + a.GetRule(), Role: lifecycle.RoleSystem}
-	entry, err := lifecycle.New(c, a.GetDispatch(), by, now)
+	entry, err := lifecycle.New(c, spec, by, now, s.cal)
 	if err != nil {
 		return nil, false, err
 	}

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,12 +14,14 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/dispatch/casestore"
 	"github.com/cityhub/cityhub/services/dispatch/lifecycle"
 	"github.com/cityhub/cityhub/services/platform/auth"
+	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/httperr"
 	"github.com/cityhub/cityhub/services/platform/stream"
 	"github.com/cityhub/cityhub/services/platform/view"
@@ -33,6 +36,9 @@ const MaxBodyBytes = 64 << 10
 //	GET  /v1/cases/{id}          one case with its history
 //	POST /v1/cases               open a case by hand (commander, dispatcher)
 //	POST /v1/cases/{id}/actions  move a case through the workflow
+//	GET  /v1/cases/{id}/denials  actions refused on a case (commander; denials.go)
+//	GET  /v1/stats               evaluation figures per department (stats.go)
+//	GET  /v1/openapi.yaml        the API's OpenAPI document (openapi.go)
 //
 // A case outside the caller's scope answers 404, as if it did not exist.
 func (s *Service) Routes(mux *http.ServeMux) {
@@ -40,7 +46,10 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/cases", readers(http.HandlerFunc(s.list)))
 	mux.Handle("GET /v1/cases/{id}", readers(http.HandlerFunc(s.get)))
 	mux.Handle("POST /v1/cases", s.opts.Verifier.Require(auth.RoleCommander, auth.RoleDispatcher)(http.HandlerFunc(s.create)))
-	mux.Handle("POST /v1/cases/{id}/actions", s.opts.Verifier.Require(auth.RoleCommander, auth.RoleDispatcher, auth.RoleDepartment)(http.HandlerFunc(s.act)))
+	mux.Handle("POST /v1/cases/{id}/actions", s.auditRefusals(s.opts.Verifier.Require(auth.RoleCommander, auth.RoleDispatcher, auth.RoleDepartment)(http.HandlerFunc(s.act))))
+	mux.Handle("GET /v1/cases/{id}/denials", s.opts.Verifier.Require(auth.RoleCommander)(http.HandlerFunc(s.denials)))
+	mux.Handle("GET /v1/stats", readers(http.HandlerFunc(s.stats)))
+	mux.Handle("GET /v1/openapi.yaml", readers(http.HandlerFunc(serveOpenAPI)))
 }
 
 // listResponse is the body of GET /v1/cases.
@@ -91,7 +100,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 	httperr.WriteJSON(w, http.StatusOK, resp)
 }
 
-var listParams = []string{"status", "department", "district", "limit", "cursor"}
+var listParams = []string{"status", "department", "district", "arbitration", "limit", "cursor"}
 
 func (s *Service) parseFilter(q url.Values) (casestore.Filter, error) {
 	var f casestore.Filter
@@ -125,6 +134,13 @@ func (s *Service) parseFilter(q url.Values) (casestore.Filter, error) {
 			return f, &paramError{"district", fmt.Sprintf("unknown district %q", v)}
 		}
 		f.Districts = []string{v}
+	}
+	switch v := q.Get("arbitration"); v {
+	case "", "false":
+	case "true":
+		f.Arbitration = true
+	default:
+		return f, &paramError{"arbitration", "want true or false"}
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -202,12 +218,25 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "read case", err)
 		return
 	}
-	v := view.FromCase(c)
+	v := s.answer(c, p)
 	v.History = make([]view.AuditEntry, len(hist))
 	for i, e := range hist {
 		v.History[i] = view.FromAudit(e)
 	}
 	httperr.WriteJSON(w, http.StatusOK, v)
+}
+
+// caseAnswer is a case as the API answers for one caller: the case, and
+// what that caller may do with it now.
+type caseAnswer struct {
+	view.Case
+	// AllowedActions come from the state machine's table (lifecycle.Allowed)
+	// for this caller; a console offers exactly these.
+	AllowedActions []lifecycle.Option `json:"allowed_actions"`
+}
+
+func (s *Service) answer(c *cityhubv1.Case, p *auth.Principal) caseAnswer {
+	return caseAnswer{Case: view.FromCase(c), AllowedActions: lifecycle.Allowed(c, actor(p))}
 }
 
 func notFound(w http.ResponseWriter) {
@@ -240,10 +269,19 @@ type ActionRequest struct {
 	RequestID       string `json:"request_id"`
 	// Pass is the outcome of verify.
 	Pass *bool `json:"pass,omitempty"`
-	// Lead, Assist and Sla say where dispatch sends the case.
-	Lead   string   `json:"lead,omitempty"`
-	Assist []string `json:"assist,omitempty"`
-	Sla    *SlaBody `json:"sla,omitempty"`
+	// Lead, Assist, CaseClass and Sla say where dispatch sends the case and
+	// its deadlines: the class's (by default the event type's class), with
+	// sla's natural-time durations where given.
+	Lead      string   `json:"lead,omitempty"`
+	Assist    []string `json:"assist,omitempty"`
+	CaseClass string   `json:"case_class,omitempty"`
+	Sla       *SlaBody `json:"sla,omitempty"`
+	// Into is the case merge makes this one a duplicate of.
+	Into string `json:"into,omitempty"`
+	// ExtendBy (a span: "4h", "2wh", "1wd") or Until (RFC 3339) is what
+	// request_extension asks for.
+	ExtendBy string `json:"extend_by,omitempty"`
+	Until    string `json:"until,omitempty"`
 }
 
 // SlaBody gives deadlines as Go durations ("10m", "2h").
@@ -262,6 +300,7 @@ type CreateRequest struct {
 	EventType   string         `json:"event_type,omitempty"`
 	Lead        string         `json:"lead,omitempty"`
 	Assist      []string       `json:"assist,omitempty"`
+	CaseClass   string         `json:"case_class,omitempty"`
 	Sla         *SlaBody       `json:"sla,omitempty"`
 	RequestID   string         `json:"request_id"`
 }
@@ -329,20 +368,53 @@ func parseAction(r io.Reader) (ActionRequest, lifecycle.Request, error) {
 	case len(body.Assist) > maxAssist:
 		return body, req, &fieldError{"assist", fmt.Sprintf("more than %d departments", maxAssist)}
 	}
-	if body.Lead != "" || len(body.Assist) > 0 || body.Sla != nil {
-		if req.Action != lifecycle.Dispatch {
-			return body, req, &fieldError{"lead", "only dispatch takes lead, assist and sla"}
-		}
+	if (body.Lead != "" || len(body.Assist) > 0 || body.Sla != nil || body.CaseClass != "") && req.Action != lifecycle.Dispatch {
+		return body, req, &fieldError{"lead", "only dispatch takes lead, assist, case_class and sla"}
 	}
-	if req.Action == lifecycle.Dispatch {
+	if body.Into != "" && req.Action != lifecycle.Merge {
+		return body, req, &fieldError{"into", "only merge takes into"}
+	}
+	if (body.ExtendBy != "" || body.Until != "") && req.Action != lifecycle.RequestExtension {
+		return body, req, &fieldError{"extend_by", "only request_extension takes extend_by and until"}
+	}
+	switch req.Action {
+	case lifecycle.Dispatch:
 		sla, err := parseSla(body.Sla)
 		if err != nil {
 			return body, req, err
 		}
-		req.Dispatch = &cityhubv1.DispatchSpec{Lead: body.Lead, Assist: body.Assist, Sla: sla}
+		if body.CaseClass != "" && !classRE.MatchString(body.CaseClass) {
+			return body, req, &fieldError{"case_class", "want a class name of the catalog"}
+		}
+		req.Dispatch = &cityhubv1.DispatchSpec{Lead: body.Lead, Assist: body.Assist, Sla: sla, CaseClass: body.CaseClass}
+	case lifecycle.Merge:
+		if _, ok := casestore.DistrictOf(body.Into); !ok {
+			return body, req, &fieldError{"into", "required: the id of the case to merge into"}
+		}
+		req.Into = body.Into
+	case lifecycle.RequestExtension:
+		if (body.ExtendBy == "") == (body.Until == "") {
+			return body, req, &fieldError{"extend_by", "give extend_by or until, one of the two"}
+		}
+		if body.ExtendBy != "" {
+			// The handler resolves the span against the calendar's working
+			// day (extendBy); here only its syntax is checked.
+			if _, err := catalog.ParseSpan(body.ExtendBy); err != nil {
+				return body, req, &fieldError{"extend_by", err.Error()}
+			}
+		}
+		if body.Until != "" {
+			u, err := time.Parse(time.RFC3339, body.Until)
+			if err != nil {
+				return body, req, &fieldError{"until", "want an RFC 3339 time such as 2025-07-01T17:30:00+08:00"}
+			}
+			req.Until = u
+		}
 	}
 	return body, req, nil
 }
+
+var classRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 func validRequestID(id string) bool {
 	return requestIDRE.MatchString(id) && !strings.HasPrefix(id, "alert:")
@@ -386,11 +458,13 @@ func (s *Service) act(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "read case", err)
 		return
 	}
-	if req.Dispatch != nil {
-		if err := s.checkDepartments(req.Dispatch.GetLead(), req.Dispatch.GetAssist()); err != nil {
-			badBody(w, err)
-			return
-		}
+	if err := s.complete(&req, body, c); err != nil {
+		badBody(w, err)
+		return
+	}
+	if req.Action == lifecycle.Merge {
+		s.merge(w, r, p, c, body, req)
+		return
 	}
 	change, err := s.store.Update(r.Context(), id, body.ExpectedVersion, body.RequestID, func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error) {
 		return lifecycle.Apply(c, req, actor(p), s.opts.Now())
@@ -399,23 +473,113 @@ func (s *Service) act(w http.ResponseWriter, r *http.Request) {
 		s.actionFailed(w, string(req.Action), err)
 		return
 	}
-	if err := s.publish(r, change); err != nil {
+	if err := s.publishChange(r.Context(), change); err != nil {
 		s.internal(w, "publish the change", err)
 		return
 	}
 	s.metrics.actions.WithLabelValues(string(req.Action), "ok").Inc()
-	httperr.WriteJSON(w, http.StatusOK, view.FromCase(change.GetCase()))
+	httperr.WriteJSON(w, http.StatusOK, s.answer(change.GetCase(), p))
 }
 
-// publish puts a change on the cases topic. A change stored but not
+// complete fills in what a parsed request needs from the catalog and the
+// calendar: a dispatch's deadlines, an extension's span.
+func (s *Service) complete(req *lifecycle.Request, body ActionRequest, c *cityhubv1.Case) error {
+	req.Calendar = s.cal
+	switch req.Action {
+	case lifecycle.Dispatch:
+		if err := s.checkDepartments(req.Dispatch.GetLead(), req.Dispatch.GetAssist()); err != nil {
+			return err
+		}
+		spec, err := s.resolveSpec(req.Dispatch, c.GetEventType())
+		if err != nil {
+			return &fieldError{"case_class", err.Error()}
+		}
+		req.Dispatch = spec
+	case lifecycle.RequestExtension:
+		if body.ExtendBy != "" {
+			sp, err := catalog.ParseSpan(body.ExtendBy)
+			if err != nil {
+				return &fieldError{"extend_by", err.Error()}
+			}
+			req.ExtendBy, req.ExtendWorking = sp.Resolve(s.cal.DayLength()), sp.Working()
+		}
+	}
+	return nil
+}
+
+// merge makes case dup a duplicate of body.Into in two steps, each one
+// script on one case (the two may lie in different districts, so under
+// different hash tags): first the target records the duplicate, then the
+// duplicate is cancelled with merged_into. Both steps are idempotent by the
+// request id, so a retry after any failure completes the merge without a
+// second entry anywhere. Should the second step fail for good (the
+// duplicate changed meanwhile), the target keeps listing the duplicate in
+// merged while the duplicate stays open; a console shows such a merge as
+// unfinished, and repeating the request with the duplicate's new version
+// finishes it.
+func (s *Service) merge(w http.ResponseWriter, r *http.Request, p *auth.Principal, dup *cityhubv1.Case, body ActionRequest, req lifecycle.Request) {
+	ctx, now, by := r.Context(), s.opts.Now(), actor(p)
+	if dup.GetVersion() == body.ExpectedVersion {
+		// Refuse now what the second step would refuse, before the target
+		// is touched.
+		if _, err := lifecycle.Apply(proto.CloneOf(dup), req, by, now); err != nil {
+			s.actionFailed(w, string(req.Action), err)
+			return
+		}
+	}
+	target, _, err := s.store.Get(ctx, req.Into)
+	if errors.Is(err, casestore.ErrNotFound) || (err == nil && !visible(p, target)) {
+		badBody(w, &fieldError{"into", "no such case"})
+		return
+	}
+	if err != nil {
+		s.internal(w, "read the case to merge into", err)
+		return
+	}
+	var linked *cityhubv1.CaseChange
+	for range conflictRetries {
+		linked, err = s.store.Update(ctx, target.GetId(), target.GetVersion(), body.RequestID+":into", func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error) {
+			return lifecycle.RecordMerge(c, dup.GetId(), by, now)
+		})
+		if !errors.Is(err, casestore.ErrConflict) {
+			break
+		}
+		if target, _, err = s.store.Get(ctx, req.Into); err != nil {
+			break
+		}
+	}
+	if err != nil {
+		s.actionFailed(w, string(req.Action), fmt.Errorf("case %s: %w", req.Into, err))
+		return
+	}
+	if err := s.publishChange(ctx, linked); err != nil {
+		s.internal(w, "publish the change", err)
+		return
+	}
+	change, err := s.store.Update(ctx, dup.GetId(), body.ExpectedVersion, body.RequestID, func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error) {
+		return lifecycle.Apply(c, req, by, now)
+	})
+	if err != nil {
+		s.actionFailed(w, string(req.Action), err)
+		return
+	}
+	if err := s.publishChange(ctx, change); err != nil {
+		s.internal(w, "publish the change", err)
+		return
+	}
+	s.metrics.actions.WithLabelValues(string(req.Action), "ok").Inc()
+	httperr.WriteJSON(w, http.StatusOK, s.answer(change.GetCase(), p))
+}
+
+// publishChange puts a change on the cases topic. A change stored but not
 // published is published again when its request is retried: the request log
 // answers with the same change.
-func (s *Service) publish(r *http.Request, change *cityhubv1.CaseChange) error {
+func (s *Service) publishChange(ctx context.Context, change *cityhubv1.CaseChange) error {
 	m, err := stream.Marshal(s.opts.Topics.Cases, change.GetCase().GetDistrict(), change)
 	if err != nil {
 		return err
 	}
-	if err := s.opts.Writer.Write(r.Context(), m); err != nil {
+	if err := s.opts.Writer.Write(ctx, m); err != nil {
 		return err
 	}
 	s.metrics.changes.WithLabelValues(actionName(change)).Inc()
@@ -447,8 +611,6 @@ func (s *Service) actionFailed(w http.ResponseWriter, action string, err error) 
 		status, code = http.StatusForbidden, "forbidden"
 	case errors.Is(err, lifecycle.ErrInvalid), errors.Is(err, casestore.ErrInvalid):
 		status, code = http.StatusBadRequest, "invalid_request"
-	case errors.Is(err, lifecycle.ErrNotImplemented):
-		status, code = http.StatusNotImplemented, "not_implemented"
 	default:
 		s.metrics.actions.WithLabelValues(action, "error").Inc()
 		s.internal(w, "change the case", err)
@@ -502,7 +664,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusForbidden, "forbidden", "district "+c.GetDistrict()+" is outside your scope", nil)
 		return
 	}
-	entry, err := lifecycle.New(c, spec, actor(p), s.opts.Now())
+	entry, err := lifecycle.New(c, spec, actor(p), s.opts.Now(), s.cal)
 	if err != nil {
 		s.actionFailed(w, string(lifecycle.Create), err)
 		return
@@ -513,7 +675,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 		s.actionFailed(w, string(lifecycle.Create), err)
 		return
 	}
-	if err := s.publish(r, change); err != nil {
+	if err := s.publishChange(r.Context(), change); err != nil {
 		s.internal(w, "publish the change", err)
 		return
 	}
@@ -522,7 +684,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	}
 	s.metrics.actions.WithLabelValues(string(lifecycle.Create), "ok").Inc()
-	httperr.WriteJSON(w, status, view.FromCase(change.GetCase()))
+	httperr.WriteJSON(w, status, s.answer(change.GetCase(), p))
 }
 
 func (s *Service) parseCreate(b CreateRequest) (*cityhubv1.Case, *cityhubv1.DispatchSpec, error) {
@@ -566,8 +728,8 @@ func (s *Service) parseCreate(b CreateRequest) (*cityhubv1.Case, *cityhubv1.Disp
 		c.Location = &cityhubv1.Location{Lon: l.Lon, Lat: l.Lat, District: b.District, Street: l.Street, Grid: l.Grid, Address: l.Address}
 	}
 	if b.Lead == "" {
-		if len(b.Assist) > 0 || b.Sla != nil {
-			return nil, nil, &fieldError{"lead", "required with assist or sla"}
+		if len(b.Assist) > 0 || b.Sla != nil || b.CaseClass != "" {
+			return nil, nil, &fieldError{"lead", "required with assist, case_class or sla"}
 		}
 		return c, nil, nil
 	}
@@ -578,5 +740,9 @@ func (s *Service) parseCreate(b CreateRequest) (*cityhubv1.Case, *cityhubv1.Disp
 	if err != nil {
 		return nil, nil, err
 	}
-	return c, &cityhubv1.DispatchSpec{Lead: b.Lead, Assist: b.Assist, Sla: sla}, nil
+	spec, err := s.resolveSpec(&cityhubv1.DispatchSpec{Lead: b.Lead, Assist: b.Assist, Sla: sla, CaseClass: b.CaseClass}, b.EventType)
+	if err != nil {
+		return nil, nil, &fieldError{"case_class", err.Error()}
+	}
+	return c, spec, nil
 }

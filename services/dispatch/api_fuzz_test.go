@@ -23,6 +23,13 @@ func FuzzParseAction(f *testing.F) {
 		`{"action":"comment","note":"\u0000","expected_version":9223372036854775807,"request_id":"r"}`,
 		`{"action":"dispatch","lead":"gas","assist":[],"sla":{},"expected_version":1,"request_id":"x"}`,
 		`[]`, `null`, ``, `{"sla":{"accept":"-1h"}}`,
+		`{"action":"merge","into":"xuhui-01jz2g93z0ptff52h35j58yj80","expected_version":2,"request_id":"m"}`,
+		`{"action":"merge","into":"../etc","expected_version":2,"request_id":"m"}`,
+		`{"action":"request_extension","note":"parts","extend_by":"1.5wd","expected_version":4,"request_id":"e"}`,
+		`{"action":"request_extension","note":"parts","until":"2025-07-02T17:30:00+08:00","expected_version":4,"request_id":"e"}`,
+		`{"action":"request_extension","note":"parts","extend_by":"2h","until":"2025-07-02T17:30:00+08:00","expected_version":4,"request_id":"e"}`,
+		`{"action":"dispatch","lead":"gas","case_class":"standard","expected_version":1,"request_id":"x"}`,
+		`{"action":"accept","into":"xuhui-01jz2g93z0ptff52h35j58yj80","expected_version":1,"request_id":"x"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -36,6 +43,15 @@ func FuzzParseAction(f *testing.F) {
 		}
 		if (req.Action == lifecycle.Dispatch) != (req.Dispatch != nil) {
 			t.Fatalf("dispatch spec %v for action %s", req.Dispatch, req.Action)
+		}
+		if (req.Action == lifecycle.Merge) != (req.Into != "") || (body.Into != "" && req.Action != lifecycle.Merge) {
+			t.Fatalf("merge target %q for action %s", req.Into, req.Action)
+		}
+		if (body.ExtendBy != "" || body.Until != "") && req.Action != lifecycle.RequestExtension {
+			t.Fatalf("extension fields for action %s", req.Action)
+		}
+		if req.Action == lifecycle.RequestExtension && (body.ExtendBy == "") == (body.Until == "") {
+			t.Fatalf("extension request with neither or both of extend_by and until: %+v", body)
 		}
 		again, err := json.Marshal(body)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/dispatch/casestore"
+	"github.com/cityhub/cityhub/services/dispatch/workcal"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/stream"
@@ -49,7 +50,24 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Calendar is the working calendar deadlines run on; built from the
+	// catalog's calendar when nil.
+	Calendar *workcal.Calendar
+	// SweepInterval is how often Run looks for deadline moments that came
+	// (warnings, escalations); DefaultSweepInterval when zero, never when
+	// negative.
+	SweepInterval time.Duration
+	// SweepLease is how long a sweeper owns the timers it claimed; when it
+	// dies, another takes them over after this long. DefaultSweepLease when
+	// zero.
+	SweepLease time.Duration
 }
+
+// Defaults of the sweeper.
+const (
+	DefaultSweepInterval = 5 * time.Second
+	DefaultSweepLease    = time.Minute
+)
 
 // Validate reports every missing option.
 func (o *Options) Validate() error {
@@ -85,12 +103,40 @@ func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.SweepInterval == 0 {
+		o.SweepInterval = DefaultSweepInterval
+	}
+	if o.SweepLease <= 0 {
+		o.SweepLease = DefaultSweepLease
+	}
+}
+
+// calendarOf turns the catalog's calendar into a working calendar.
+func calendarOf(c *catalog.Calendar) (*workcal.Calendar, error) {
+	cfg := workcal.Config{Location: c.Location(), Weekdays: c.WorkingWeekdays()}
+	for _, p := range c.Periods() {
+		cfg.Periods = append(cfg.Periods, workcal.Period{Start: p.Start, End: p.End})
+	}
+	for _, list := range []struct {
+		in  []string
+		out *[]workcal.Date
+	}{{c.Holidays, &cfg.Holidays}, {c.Workdays, &cfg.Workdays}} {
+		for _, s := range list.in {
+			d, err := workcal.ParseDate(s)
+			if err != nil {
+				return nil, err
+			}
+			*list.out = append(*list.out, d)
+		}
+	}
+	return workcal.New(cfg)
 }
 
 // Service is the case service. Its methods are safe for concurrent use.
 type Service struct {
 	opts    Options
 	store   *casestore.Store
+	cal     *workcal.Calendar
 	log     *slog.Logger
 	metrics *metrics
 }
@@ -101,9 +147,17 @@ func New(opts Options) (*Service, error) {
 		return nil, fmt.Errorf("dispatch: %w", err)
 	}
 	opts.defaults()
+	cal := opts.Calendar
+	if cal == nil {
+		var err error
+		if cal, err = calendarOf(opts.Catalog.WorkCalendar()); err != nil {
+			return nil, fmt.Errorf("dispatch: catalog calendar: %w", err)
+		}
+	}
 	return &Service{
 		opts:    opts,
 		store:   casestore.New(opts.Redis, opts.Catalog.DistrictCodes()),
+		cal:     cal,
 		log:     opts.Logger.With("component", "dispatch"),
 		metrics: newMetrics(opts.Registerer),
 	}, nil
@@ -117,6 +171,9 @@ func (s *Service) Store() *casestore.Store { return s.store }
 // alert whose rule dispatches, and returns nil then. An alert it cannot
 // decode or act on goes to Topics.EventsDLQ. The case change is acknowledged
 // by Kafka before the alert's offset is committed.
+//
+// Alongside, Run sweeps the case timers every SweepInterval (see Sweep);
+// the sweeper stops before Run returns.
 func (s *Service) Run(ctx context.Context) error {
 	if len(s.opts.Brokers) == 0 {
 		return errors.New("dispatch: no Kafka brokers")
@@ -136,5 +193,14 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("dispatch: %w", err)
 	}
 	s.log.Info("consuming alerts", "topic", s.opts.Topics.Alerts, "group", s.opts.Group)
-	return c.Run(ctx)
+	ctx, stop := context.WithCancel(ctx)
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		s.sweepLoop(ctx)
+	}()
+	err = c.Run(ctx)
+	stop()
+	<-swept
+	return err
 }

@@ -47,7 +47,11 @@ departments:
   - {code: traffic-police, name: 交警}
   - {code: gas, name: 燃气}
 event_types:
-  - {code: waterlogging, name: 道路积水, owner: water-affairs}
+  - {code: waterlogging, name: 道路积水, owner: water-affairs, class: urgent}
+  - {code: drain_blocked, name: 雨水口堵塞, owner: water-affairs, class: standard}
+case_classes:
+  urgent:   {accept: 10m, handle: 2h, in: natural}
+  standard: {accept: 2wh, handle: 3wd}
 `
 
 var t0 = time.Date(2025, 7, 1, 8, 0, 0, 0, time.UTC)
@@ -60,11 +64,27 @@ type harness struct {
 	svc    *dispatch.Service
 	signer *auth.Signer
 	api    *httptest.Server
+
+	mu    sync.Mutex
+	clock time.Time
+}
+
+// now is the service's clock: t0 until the test moves it with setNow.
+func (h *harness) now() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.clock
+}
+
+func (h *harness) setNow(t time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.clock = t
 }
 
 func start(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, k: kafkatest.Start(t), redis: redistest.Start(t)}
+	h := &harness{t: t, k: kafkatest.Start(t), redis: redistest.Start(t), clock: t0}
 	cat, err := catalog.Parse([]byte(testCatalog))
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +112,7 @@ func start(t *testing.T) *harness {
 		Catalog:    cat,
 		Verifier:   verifier,
 		Registerer: prometheus.NewRegistry(),
-		Now:        func() time.Time { return t0 },
+		Now:        h.now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -544,7 +564,7 @@ func TestAPIActions(t *testing.T) {
 		{"water handles", water, action{Action: "handle", Note: "pumped out", ExpectedVersion: 3, RequestID: "w2"}, 200},
 		{"traffic handles", traffic, action{Action: "handle", Note: "diverted", ExpectedVersion: 4, RequestID: "t2"}, 200},
 		{"department may not verify", water, action{Action: "verify", Pass: &yes, ExpectedVersion: 5, RequestID: "w3"}, 403},
-		{"suspend not yet", water, action{Action: "suspend", Note: "x", ExpectedVersion: 5, RequestID: "w4"}, 501},
+		{"no suspending a handled case", water, action{Action: "suspend", Note: "x", ExpectedVersion: 5, RequestID: "w4"}, 409},
 		{"dispatcher verifies", disp, action{Action: "verify", Pass: &yes, ExpectedVersion: 5, RequestID: "d2"}, 200},
 		{"dispatcher comments", disp, action{Action: "comment", Note: "well done", ExpectedVersion: 6, RequestID: "d3"}, 200},
 		{"cancel a closed case", disp, action{Action: "cancel", Note: "x", ExpectedVersion: 7, RequestID: "d4"}, 409},

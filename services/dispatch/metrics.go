@@ -9,6 +9,13 @@ type metrics struct {
 	alerts  *prometheus.CounterVec
 	changes *prometheus.CounterVec
 	actions *prometheus.CounterVec
+	// authzFailures counts actions refused for the caller's role or scope.
+	authzFailures *prometheus.CounterVec
+
+	timerChanges  prometheus.Counter
+	timerReclaims prometheus.Counter
+	timerFailures prometheus.Counter
+	sweepFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -26,5 +33,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cityhub_dispatch_api_actions_total",
 			Help: "Case actions and creations requested through the API, by action and result.",
 		}, []string{"action", "result"}),
+		authzFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "cityhub_dispatch_authz_failures_total",
+			Help: "Case actions refused for the caller's role or scope (403, or 404 on a case outside it), by action.",
+		}, []string{"action"}),
+		timerChanges: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_dispatch_timer_changes_total",
+			Help: "Warnings and escalations the sweeper applied to cases when their deadline moments came.",
+		}),
+		timerReclaims: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_dispatch_timer_reclaims_total",
+			Help: "Case timers taken over after another sweeper's lease ran out.",
+		}),
+		timerFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_dispatch_timer_failures_total",
+			Help: "Deadline moments the sweeper could not apply; each is tried again later.",
+		}),
+		sweepFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_dispatch_sweep_failures_total",
+			Help: "Sweeps of the case timers that ended with an error.",
+		}),
 	}
 }

@@ -77,6 +77,18 @@ func indexDept(district, dept string) string {
 
 func indexDeptOpen(district, dept string) string { return indexDept(district, dept) + ":open" }
 
+// indexArbitration holds the open cases flagged for arbitration.
+func indexArbitration(district string) string {
+	return prefix + "cases:" + tag(district) + ":arbitration"
+}
+
+// timersKey holds the case ids of district scored by when their timer is
+// due; leasesKey the ids a sweeper has claimed, scored by when the lease
+// runs out. Both carry the district's tag, so a case's write and its timer
+// change in one script.
+func timersKey(district string) string { return prefix + "timers:" + tag(district) }
+func leasesKey(district string) string { return timersKey(district) + ":leases" }
+
 // indexes returns every index key c belongs to.
 func indexes(c *cityhubv1.Case) []string {
 	d := c.GetDistrict()
@@ -84,6 +96,9 @@ func indexes(c *cityhubv1.Case) []string {
 	open := c.GetStatus().Open()
 	if open {
 		keys = append(keys, indexOpen(d))
+	}
+	if open && c.GetArbitration() {
+		keys = append(keys, indexArbitration(d))
 	}
 	for _, dept := range departments(c) {
 		keys = append(keys, indexDept(d, dept))

@@ -32,6 +32,8 @@ type Filter struct {
 	Open bool
 	// Department keeps only cases where this department leads or assists.
 	Department string
+	// Arbitration keeps only open cases flagged for arbitration.
+	Arbitration bool
 	// Limit is the page size: DefaultLimit when zero, at most MaxLimit.
 	Limit int
 	// Cursor continues a listing where the page that returned it ended.
@@ -145,6 +147,8 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 // indexKey picks the narrowest index of district that covers f.
 func (f Filter) indexKey(d string) string {
 	switch {
+	case f.Arbitration:
+		return indexArbitration(d)
 	case f.Department != "" && f.Open:
 		return indexDeptOpen(d, f.Department)
 	case f.Department != "":
@@ -166,6 +170,9 @@ func (f Filter) match(c *cityhubv1.Case) bool {
 		return false
 	}
 	if f.Department != "" && !slices.Contains(departments(c), f.Department) {
+		return false
+	}
+	if f.Arbitration && (!c.GetArbitration() || !c.GetStatus().Open()) {
 		return false
 	}
 	return true

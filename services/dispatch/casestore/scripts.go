@@ -5,25 +5,32 @@ import "github.com/redis/go-redis/v9"
 // The scripts share one calling convention so that Go builds their keys and
 // arguments in one place (see call):
 //
-//	KEYS[1] the case hash (fields pb, v, s)   KEYS[2] its history (zset by version)
+//	KEYS[1] the case hash (pb, v, s, t)       KEYS[2] its history (zset by version)
 //	KEYS[3] its request log (hash)            KEYS[4] its origin key
-//	KEYS[5 .. 4+nrem] indexes to leave        KEYS[5+nrem ..] indexes to join
+//	KEYS[5] the district's timers (zset)
+//	KEYS[6 .. 5+nrem] indexes to leave        KEYS[6+nrem ..] indexes to join
 //
 //	ARGV[1] request id or ""   ARGV[2] expected (base) version   ARGV[3] new version
 //	ARGV[4] case bytes         ARGV[5] CaseChange bytes (the reply kept per request)
 //	ARGV[6] audit entry bytes  ARGV[7] status name               ARGV[8] index score
 //	ARGV[9] case id            ARGV[10] nrem                     ARGV[11] nadd
 //	ARGV[12] "1" when KEYS[4] is to be set
+//	ARGV[13] when the case's timer is due (Unix ms), or "" for no timer
 //
 // Every key shares the district's hash tag. A script may run twice when a
 // reply is lost, so each decides from what Redis holds whether it already
-// ran: the request log, the origin key and the version say so.
+// ran: the request log, the origin key and the version say so. The timer is
+// written with the case, in the same script, so a change can never leave a
+// case without the timer its clocks need (the hash keeps it as field t for
+// Release).
 const writeCaseLua = `
 local function writeCase()
-  redis.call('HSET', KEYS[1], 'pb', ARGV[4], 'v', ARGV[3], 's', ARGV[7])
+  redis.call('HSET', KEYS[1], 'pb', ARGV[4], 'v', ARGV[3], 's', ARGV[7], 't', ARGV[13])
+  if ARGV[13] ~= '' then redis.call('ZADD', KEYS[5], ARGV[13], ARGV[9])
+  else redis.call('ZREM', KEYS[5], ARGV[9]) end
   local nrem, nadd = tonumber(ARGV[10]), tonumber(ARGV[11])
-  for i = 5, 4 + nrem do redis.call('ZREM', KEYS[i], ARGV[9]) end
-  for i = 5 + nrem, 4 + nrem + nadd do redis.call('ZADD', KEYS[i], ARGV[8], ARGV[9]) end
+  for i = 6, 5 + nrem do redis.call('ZREM', KEYS[i], ARGV[9]) end
+  for i = 6 + nrem, 5 + nrem + nadd do redis.call('ZADD', KEYS[i], ARGV[8], ARGV[9]) end
 end
 local function version()
   return tonumber(redis.call('HGET', KEYS[1], 'v') or '0')

@@ -4,6 +4,10 @@
 // case's district as hash tag, so a store works on one Redis or on Redis
 // Cluster alike, and a script that runs twice changes nothing the second time.
 //
+// The same scripts keep each district's timer set, so that a case's
+// deadlines are watched from the moment its change is stored; Claim and
+// Release (timers.go) let several sweepers share them.
+//
 // Redis is the working state, not the record: Restore writes back what was
 // published on city.cases.v1, so an empty Redis can be rebuilt from Kafka.
 package casestore
@@ -405,14 +409,21 @@ func newWrite(c *cityhubv1.Case, entry *cityhubv1.AuditEntry, change *cityhubv1.
 	return w, nil
 }
 
-func (w *write) run(ctx context.Context, rdb redis.UniversalClient, script *redis.Script) (reply, error) {
+// keys returns the KEYS of the write's script, in the order scripts.go
+// describes.
+func (w *write) keys() []string {
 	d, id := w.c.GetDistrict(), w.c.GetId()
 	origin := w.origin
 	if origin == "" {
 		origin = caseKey(d, id) // a placeholder within the hash tag; the script leaves it alone
 	}
-	keys := append([]string{caseKey(d, id), historyKey(d, id), requestsKey(d, id), origin}, w.remove...)
-	keys = append(keys, w.add...)
+	keys := append([]string{caseKey(d, id), historyKey(d, id), requestsKey(d, id), origin, timersKey(d)}, w.remove...)
+	return append(keys, w.add...)
+}
+
+func (w *write) run(ctx context.Context, rdb redis.UniversalClient, script *redis.Script) (reply, error) {
+	id := w.c.GetId()
+	keys := w.keys()
 	setOrigin := "0"
 	if w.setOrigin {
 		setOrigin = "1"
@@ -421,7 +432,7 @@ func (w *write) run(ctx context.Context, rdb redis.UniversalClient, script *redi
 		w.requestID, w.base, w.c.GetVersion(),
 		w.caseB, w.changeB, w.entryB,
 		w.c.GetStatus().Name(), score(w.c), id,
-		len(w.remove), len(w.add), setOrigin,
+		len(w.remove), len(w.add), setOrigin, timerScore(w.c),
 	}
 	v, err := script.Run(ctx, rdb, keys, args...).Slice()
 	if err != nil {
@@ -433,6 +444,15 @@ func (w *write) run(ctx context.Context, rdb redis.UniversalClient, script *redi
 	status, _ := v[0].(string)
 	value, _ := v[1].(string)
 	return reply{status, value}, nil
+}
+
+// timerScore is when the case's timer is due, in Unix milliseconds, or ""
+// when no clock of the case runs.
+func timerScore(c *cityhubv1.Case) string {
+	if c.GetTimerAt() == nil || !c.GetStatus().Open() {
+		return ""
+	}
+	return strconv.FormatInt(c.GetTimerAt().AsTime().UnixMilli(), 10)
 }
 
 // score orders a case in every index: its creation time in milliseconds,

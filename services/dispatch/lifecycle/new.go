@@ -9,13 +9,14 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/dispatch/workcal"
 )
 
 // New opens case c as by at now: c carries the id, district and what the
 // case is about; New sets its version, status and times, and dispatches it
-// at once when spec is given. It returns the creation entry, whose request
-// id the caller sets.
-func New(c *cityhubv1.Case, spec *cityhubv1.DispatchSpec, by Actor, now time.Time) (*cityhubv1.AuditEntry, error) {
+// at once when spec is given, with deadlines on cal (workcal.Default() when
+// nil). It returns the creation entry, whose request id the caller sets.
+func New(c *cityhubv1.Case, spec *cityhubv1.DispatchSpec, by Actor, now time.Time, cal *workcal.Calendar) (*cityhubv1.AuditEntry, error) {
 	t, err := lookup(Request{Action: Create})
 	if err != nil {
 		return nil, err
@@ -35,11 +36,12 @@ func New(c *cityhubv1.Case, spec *cityhubv1.DispatchSpec, by Actor, now time.Tim
 	c.UpdatedAt = c.CreatedAt
 	if spec != nil {
 		d, _ := lookup(Request{Action: Dispatch})
-		if err := d.apply(&step{c: c, req: Request{Action: Dispatch, Dispatch: spec}, by: by, now: now}); err != nil {
+		if err := d.apply(&step{c: c, req: Request{Action: Dispatch, Dispatch: spec, Calendar: cal}, by: by, now: now}); err != nil {
 			return nil, err
 		}
 		c.Status = d.To
 	}
+	refresh(c)
 	return &cityhubv1.AuditEntry{
 		Version:    1,
 		Action:     string(Create),
