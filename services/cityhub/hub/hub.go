@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -65,6 +66,12 @@ type Options struct {
 	Logger   *slog.Logger
 	// OnReady is called once every service runs.
 	OnReady func(Info)
+	// ReloadRules, when set, reloads the rule packs on every value
+	// received; the main passes SIGHUP.
+	ReloadRules <-chan os.Signal
+	// NoDevSignIn turns off the console's dev sign-in, which a hub with an
+	// embedded Kafka or Redis otherwise offers to loopback clients.
+	NoDevSignIn bool
 }
 
 // Info says where a running hub can be reached.
@@ -77,6 +84,8 @@ type Info struct {
 	EmbeddedKafka, EmbeddedRedis bool
 	// DataDir holds the signing key that "cityhub token" uses.
 	DataDir string
+	// DevSignIn says whether the console offers the dev sign-in.
+	DevSignIn bool
 	// Rebuilt and RebuiltAlerts count the cases and alerts restored into
 	// the embedded Redis from the log on start.
 	Rebuilt, RebuiltAlerts int
@@ -148,6 +157,7 @@ func Run(ctx context.Context, opts Options) error {
 		info.EmbeddedRedis = true
 	}
 	info.RedisURL = redisURL
+	info.DevSignIn = (info.EmbeddedKafka || info.EmbeddedRedis) && !opts.NoDevSignIn
 	rdb, err := redisclient.New(redisURL)
 	if err != nil {
 		return err
@@ -179,6 +189,7 @@ func Run(ctx context.Context, opts Options) error {
 	rl, err := ruler.New(ruler.Options{
 		Brokers: brokers, Topics: topics, Redis: rdb, Writer: writer,
 		PacksDir: filepath.Join(opts.RulesDir, "packs"), Catalog: cat, Logger: log, Registerer: reg,
+		Verifier: verifier, Reload: opts.ReloadRules,
 	})
 	if err != nil {
 		return err
@@ -232,6 +243,8 @@ func Run(ctx context.Context, opts Options) error {
 	in.Routes(mux)
 	dp.Routes(mux)
 	gw.Routes(mux)
+	rl.Routes(mux)
+	newDevSignIn(key, cat, info, log).routes(mux)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rl.Run(gctx) })

@@ -1,7 +1,7 @@
 // Command cityhub runs the whole hub in one process, mints tokens for it,
 // and simulates a city's events against it.
 //
-//	cityhub [run] [--http :8080] [--rules rules] [--data .cityhub]
+//	cityhub [run] [--http :8080] [--rules rules] [--data .cityhub] [--no-dev-signin]
 //	cityhub token [--data .cityhub] --role ROLE [--dept D] [--districts a,b] [--ttl 8h]
 //	cityhub simulate [--url http://localhost:8080] [--rate 5] [--duration 1m]
 package main
@@ -61,6 +61,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	config.ListVar(fs, &o.KafkaBrokers, "kafka-brokers", "CITYHUB_KAFKA_BROKERS", "", "use these Kafka brokers instead of the embedded one")
 	config.StringVar(fs, &o.RedisURL, "redis-url", "CITYHUB_REDIS_URL", "", "use this Redis instead of the embedded one")
 	config.ListVar(fs, &o.AllowedOrigins, "origins", "CITYHUB_ALLOWED_ORIGINS", "", "more origins allowed to open the live websocket")
+	fs.BoolVar(&o.NoDevSignIn, "no-dev-signin", false, "do not offer the console's dev sign-in (otherwise on with an embedded Kafka or Redis, for loopback clients only)")
 	config.StringVar(fs, &logLevel, "log-level", "CITYHUB_LOG_LEVEL", "info", "log level")
 	config.StringVar(fs, &logFormat, "log-format", "CITYHUB_LOG_FORMAT", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -72,6 +73,11 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	o.Logger = log
 	o.OnReady = func(info hub.Info) { banner(stdout, info) }
+	// SIGHUP reloads the rule packs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	o.ReloadRules = hup
 	if err := hub.Run(ctx, o); err != nil {
 		return err
 	}
@@ -96,6 +102,11 @@ func banner(w io.Writer, info hub.Info) {
 	}
 	if viewer, err := mint(info.DataDir, auth.Principal{Subject: "wall-screen", Role: auth.RoleViewer}, 12*time.Hour); err == nil {
 		fmt.Fprintf(w, "\n  Wall screen (大屏):  %s/#token=%s\n", info.URL, viewer)
+	}
+	if info.DevSignIn {
+		fmt.Fprintf(w, "  Console (派遣台):    %s/console (dev sign-in from this machine, or paste a token)\n", info.URL)
+	} else {
+		fmt.Fprintf(w, "  Console (派遣台):    %s/console (sign in with a token)\n", info.URL)
 	}
 	fmt.Fprintf(w, "  Metrics:            %s/metrics (with a viewer or commander token)\n", info.URL)
 	fmt.Fprintf(w, "\n  A token for any role:  go run ./services/cityhub/cmd/cityhub token --role commander\n")
