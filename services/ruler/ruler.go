@@ -235,11 +235,9 @@ func (r *Ruler) apply(ctx context.Context, batch []stream.Record[*cityhubv1.Even
 		r.metrics.failures.WithLabelValues("redis").Inc()
 		return err
 	}
-	t1 := time.Now()
 	if err := r.publish(ctx, alerts); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "DBG batch %d alerts %d process %v publish %v\n", len(events), len(alerts), t1.Sub(start), time.Since(t1))
 	r.metrics.events.Add(float64(len(events)))
 	r.metrics.batchSeconds.Observe(time.Since(start).Seconds())
 	return nil
@@ -262,7 +260,7 @@ func (r *Ruler) publish(ctx context.Context, alerts []*cityhubv1.Alert) error {
 		return fmt.Errorf("publish alerts: %w", err)
 	}
 	for _, a := range alerts {
-		r.metrics.alerts.WithLabelValues(a.GetState().Name()).Inc()
+		r.metrics.published(a.GetState()).Inc()
 	}
 	return nil
 }
@@ -303,14 +301,33 @@ func (r *Ruler) sweep(ctx context.Context) error {
 }
 
 type metrics struct {
-	events       prometheus.Counter
-	alerts       *prometheus.CounterVec
+	events prometheus.Counter
+	alerts *prometheus.CounterVec
+	// byState holds alerts' counter of each state, looked up once.
+	byState      map[cityhubv1.AlertState]prometheus.Counter
 	failures     *prometheus.CounterVec
 	batchSeconds prometheus.Histogram
 	rules        prometheus.Gauge
 }
 
+// published returns the counter of published alerts in state.
+func (m *metrics) published(state cityhubv1.AlertState) prometheus.Counter {
+	if c, ok := m.byState[state]; ok {
+		return c
+	}
+	return m.alerts.WithLabelValues(state.Name())
+}
+
 func newMetrics(reg prometheus.Registerer) *metrics {
+	m := newMetricsVecs(reg)
+	m.byState = map[cityhubv1.AlertState]prometheus.Counter{}
+	for _, s := range []cityhubv1.AlertState{cityhubv1.AlertState_ALERT_STATE_PENDING, cityhubv1.AlertState_ALERT_STATE_FIRING, cityhubv1.AlertState_ALERT_STATE_RESOLVED} {
+		m.byState[s] = m.alerts.WithLabelValues(s.Name())
+	}
+	return m
+}
+
+func newMetricsVecs(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
 		events: f.NewCounter(prometheus.CounterOpts{

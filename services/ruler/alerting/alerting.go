@@ -6,7 +6,6 @@
 package alerting
 
 import (
-	"os"
 	"context"
 	"fmt"
 	"time"
@@ -27,6 +26,7 @@ type Processor struct {
 	mute    *muter
 	results []engine.Result
 	updates []alertstate.Update
+	fired   []*cityhubv1.Alert
 	// swept says whether Sweep has run; active names the silences that
 	// were active at its last run, to notice a silence starting or ending.
 	swept  bool
@@ -44,9 +44,15 @@ func New(e *engine.Engine, s *alertstate.Store) *Processor {
 // touched, as it is now, including alerts a redelivered event left
 // unchanged (their earlier publication may have been lost), and the
 // alerts whose inhibition changed because an inhibiting alert did.
-// Process is idempotent: the same events again change no alert.
+//
+// An alert is returned once per batch, at its latest version, however
+// many events touched it; when the batch changed its state more than once
+// (it fired and resolved, or went from pending to firing to resolved), the
+// last version in each state comes before it, so that every state it
+// passed through is published: a firing that the same batch resolves
+// still opens its case. Process is idempotent: the same events again
+// change no alert.
 func (p *Processor) Process(ctx context.Context, now time.Time, events []*cityhubv1.Event) ([]*cityhubv1.Alert, error) {
-	t0 := time.Now()
 	p.updates = p.updates[:0]
 	for _, ev := range events {
 		p.results = p.worker.Eval(ev, p.results[:0])
@@ -58,33 +64,41 @@ func (p *Processor) Process(ctx context.Context, now time.Time, events []*cityhu
 		return nil, nil
 	}
 	// What mutes a firing alert is stored with it, so that the version
-	// that opens a case already says whether it may.
-	t1 := time.Now()
-	fps := map[string]bool{}
-	for _, u := range p.updates { fps[u.Alert.GetId()] = true }
-	fmt.Fprintf(os.Stderr, "DBG4 updates %d fps %d\n", len(p.updates), len(fps))
-	pass := p.mute.pass()
-	for _, u := range p.updates {
-		if u.Op == alertstate.Fire {
-			if err := pass.mark(ctx, now, u.Alert); err != nil {
+	// that opens a case already says whether it may. What inhibits the
+	// batch's alerts is read once, before any is marked.
+	if pass := p.mute.pass(); pass != nil {
+		p.fired = p.fired[:0]
+		for _, u := range p.updates {
+			if u.Op == alertstate.Fire {
+				p.fired = append(p.fired, u.Alert)
+			}
+		}
+		if err := pass.prepare(ctx, p.fired); err != nil {
+			return nil, err
+		}
+		for _, a := range p.fired {
+			if err := pass.mark(ctx, now, a); err != nil {
 				return nil, err
 			}
 		}
 	}
-	t2 := time.Now()
 	res, err := p.store.Apply(ctx, now, p.updates)
-	t3 := time.Now()
-	defer func() { fmt.Fprintf(os.Stderr, "DBG2 updates %d eval %v mark %v apply %v follow %v\n", len(p.updates), t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3)) }()
 	if err != nil {
 		return nil, fmt.Errorf("apply alert updates: %w", err)
 	}
 	out := make([]*cityhubv1.Alert, 0, len(res))
+	var sources []*cityhubv1.Alert
 	for _, r := range res {
-		if r.Alert != nil {
-			out = append(out, r.Alert)
+		if r.Alert == nil {
+			continue
+		}
+		out = append(out, r.Earlier...)
+		out = append(out, r.Alert)
+		if p.mute.mayInhibitAnew(r) {
+			sources = append(sources, r.Alert)
 		}
 	}
-	return p.mute.follow(ctx, now, out, changedOnly(res))
+	return p.mute.follow(ctx, now, out, sources)
 }
 
 // changedOnly returns the alerts of res that the updates changed.

@@ -77,8 +77,8 @@ func (m *muter) open(ctx context.Context) ([]*cityhubv1.Alert, error) {
 	return append(firing, pending...), nil
 }
 
-// pass is one round of marking; it reads the open alerts of each rule
-// once.
+// pass is one round of marking; it reads the open alerts of each rule it
+// needs once, all rules in one read.
 type pass struct {
 	m     *muter
 	rules map[string][]*cityhubv1.Alert
@@ -91,16 +91,85 @@ func (m *muter) pass() *pass {
 	return &pass{m: m, rules: map[string][]*cityhubv1.Alert{}}
 }
 
-func (ps *pass) ofRule(ctx context.Context, rule string) ([]*cityhubv1.Alert, error) {
-	if got, ok := ps.rules[rule]; ok {
-		return got, nil
+// load reads the open alerts of those of rules the pass has not read yet,
+// in one read whatever their number.
+func (ps *pass) load(ctx context.Context, rules []string) error {
+	var missing []string
+	for _, r := range rules {
+		if _, ok := ps.rules[r]; !ok && !slices.Contains(missing, r) {
+			missing = append(missing, r)
+		}
 	}
-	got, err := ps.m.store.OfRule(ctx, rule, maxSources)
+	if len(missing) == 0 {
+		return nil
+	}
+	got, err := ps.m.store.OpenOf(ctx, missing, maxSources)
 	if err != nil {
-		return nil, fmt.Errorf("read alerts of %s: %w", rule, err)
+		return fmt.Errorf("read the alerts of %s: %w", strings.Join(missing, ", "), err)
 	}
-	ps.rules[rule] = got
-	return got, nil
+	for _, r := range missing {
+		ps.rules[r] = got[r]
+	}
+	return nil
+}
+
+func (ps *pass) ofRule(ctx context.Context, rule string) ([]*cityhubv1.Alert, error) {
+	if err := ps.load(ctx, []string{rule}); err != nil {
+		return nil, err
+	}
+	return ps.rules[rule], nil
+}
+
+// prepare reads, in one go, the open alerts of every rule that may inhibit
+// one of alerts.
+func (ps *pass) prepare(ctx context.Context, alerts []*cityhubv1.Alert) error {
+	if ps == nil || len(ps.m.inhibits) == 0 {
+		return nil
+	}
+	var rules []string
+	for _, a := range alerts {
+		v := value(a)
+		for _, in := range ps.m.inhibits {
+			if in.Target.Matches(v) {
+				rules = append(rules, in.SourceRules()...)
+			}
+		}
+	}
+	return ps.load(ctx, rules)
+}
+
+// volatile names what value returns from where an alert last happened
+// rather than from its group labels: it may change with every event.
+var volatile = []string{"district", "street", "grid", "type"}
+
+// mayInhibitAnew reports whether the change r made to an alert may change
+// which alerts it inhibits: it is an inhibiting rule's alert and its state
+// or severity changed, or an inhibit rule compares it by a value that
+// comes from its latest event. An alert that merely counted one more
+// event inhibits what it did.
+func (m *muter) mayInhibitAnew(r alertstate.Result) bool {
+	a := r.Alert
+	if m == nil || a == nil || !r.Changed || !m.sources[a.GetRule()] {
+		return false
+	}
+	if r.Was != a.GetState() || len(r.Earlier) > 0 || r.WasSeverity != a.GetSeverity() {
+		return true
+	}
+	v := value(a)
+	for _, in := range m.inhibits {
+		if !in.Source.Matches(v) {
+			continue
+		}
+		for _, name := range volatile {
+			if _, grouped := a.GetLabels()[name]; grouped {
+				continue
+			}
+			if _, ok := in.Source[name]; ok || slices.Contains(in.Equal, name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // value returns a's value for a matcher or label name: its rule, pack,
@@ -221,13 +290,35 @@ func (m *muter) remark(ctx context.Context, now time.Time, alerts []*cityhubv1.A
 
 // follow marks anew the alerts that the inhibiting alerts among changed
 // may inhibit, or no longer, and returns out with them at its end: the
-// older versions of an alert in out are dropped, so that no consumer sees
-// an unmuted version after the muted one.
+// version of an alert in out that a new mark supersedes is dropped, so
+// that no consumer sees an unmuted version after the muted one.
 func (m *muter) follow(ctx context.Context, now time.Time, out, changed []*cityhubv1.Alert) ([]*cityhubv1.Alert, error) {
 	if m == nil || len(m.inhibits) == 0 {
 		return out, nil
 	}
-	ps := m.pass() // read afresh: the batch has just changed alerts
+	// Read afresh, every rule at once: the batch has just changed alerts.
+	var rules []string
+	for _, src := range changed {
+		if !m.sources[src.GetRule()] {
+			continue
+		}
+		for _, in := range m.inhibits {
+			if in.Source.Matches(value(src)) {
+				rules = append(rules, in.TargetRules()...)
+			}
+		}
+	}
+	if len(rules) == 0 {
+		return out, nil
+	}
+	for _, in := range m.inhibits {
+		// What the targets' new marks are computed from.
+		rules = append(rules, in.SourceRules()...)
+	}
+	ps := m.pass()
+	if err := ps.load(ctx, rules); err != nil {
+		return nil, err
+	}
 	var targets []*cityhubv1.Alert
 	seen := map[string]bool{}
 	for _, src := range changed {
@@ -239,11 +330,7 @@ func (m *muter) follow(ctx context.Context, now time.Time, out, changed []*cityh
 				continue
 			}
 			for _, rule := range in.TargetRules() {
-				cands, err := ps.ofRule(ctx, rule)
-				if err != nil {
-					return nil, err
-				}
-				for _, t := range cands {
+				for _, t := range ps.rules[rule] {
 					if !seen[t.GetId()] && equal(in.Equal, src, t) {
 						seen[t.GetId()] = true
 						targets = append(targets, t)
@@ -260,7 +347,9 @@ func (m *muter) follow(ctx context.Context, now time.Time, out, changed []*cityh
 		return nil, err
 	}
 	for _, a := range remarked {
-		out = slices.DeleteFunc(out, func(x *cityhubv1.Alert) bool { return x.GetId() == a.GetId() })
+		out = slices.DeleteFunc(out, func(x *cityhubv1.Alert) bool {
+			return x.GetId() == a.GetId() && x.GetState() == a.GetState() && x.GetStartsAt().AsTime().Equal(a.GetStartsAt().AsTime())
+		})
 	}
 	return append(out, remarked...), nil
 }

@@ -2,12 +2,15 @@
 // pending, firing or resolved, its version, severity, the events behind it,
 // what mutes it, and the windows of count rules.
 //
-// Every change of one alert is one Lua script over keys that share the
-// alert's hash tag, so it runs unchanged on Redis Cluster, and every script
-// is idempotent: an event the alert already holds, or a second resolution,
-// changes nothing. That makes Kafka's redelivery harmless. The indexes of
-// firing alerts and of resolution deadlines are sorted sets outside the
-// alert's slot, kept by separate commands.
+// The changes a batch makes to one alert are one Lua script (apply.lua)
+// over keys that share the alert's hash tag, so it runs unchanged on Redis
+// Cluster; the script applies them in order exactly as it would one at a
+// time, and reports the alert as it ends up, with the version it was in
+// before each change of state. Every change is idempotent: an event the
+// alert already holds, or a second resolution, changes nothing. That makes
+// Kafka's redelivery harmless. The indexes of firing alerts and of
+// resolution deadlines are sorted sets outside the alert's slot, kept by
+// separate commands.
 //
 // A pending alert (a rule with `for`) has matched but not yet for long
 // enough; it fires on a later matching event or on a sweep (Promote) once
@@ -16,7 +19,6 @@
 package alertstate
 
 import (
-	"os"
 	"context"
 	_ "embed"
 	"errors"
@@ -60,22 +62,10 @@ func keys(fp string) []string {
 }
 
 var (
-	//go:embed reply.lua
-	replySrc string
-	//go:embed fire.lua
-	fireSrc string
-	//go:embed resolve.lua
-	resolveSrc string
-	//go:embed promote.lua
-	promoteSrc string
-	//go:embed mute.lua
-	muteSrc string
-
-	fireScript    = redis.NewScript(replySrc + fireSrc)
-	resolveScript = redis.NewScript(replySrc + resolveSrc)
-	promoteScript = redis.NewScript(replySrc + promoteSrc)
-	muteScript    = redis.NewScript(replySrc + muteSrc)
-	scripts       = []*redis.Script{fireScript, resolveScript, promoteScript, muteScript}
+	//go:embed apply.lua
+	applySrc    string
+	applyScript = redis.NewScript(applySrc)
+	scripts     = []*redis.Script{applyScript}
 )
 
 // ErrNotFound means there is no alert with the given id.
@@ -154,49 +144,74 @@ type Update struct {
 	ResolveAfter time.Duration
 }
 
-// Result is the outcome of one Update.
+// Result is the outcome of the updates of one alert.
 type Result struct {
-	// Alert is the alert as it is after the update; nil when there is
+	// Alert is the alert as it is after the updates; nil when there is
 	// none (a window that has not filled, or resolving an unknown alert).
 	Alert *cityhubv1.Alert
-	// Changed reports whether the update changed the alert: false for a
-	// redelivered event or an alert that was already resolved.
+	// Earlier holds the versions the updates left the alert in just
+	// before they changed its state again, oldest first: a batch that
+	// fires and resolves an alert yields its firing version here and its
+	// resolved one as Alert, so that every state it passed through can be
+	// published. Versions in between that kept the state are not kept.
+	Earlier []*cityhubv1.Alert
+	// Changed reports whether the updates changed the alert: false for
+	// redelivered events or an alert that was already resolved.
 	Changed bool
+	// Was and WasSeverity are the alert's state and severity before the
+	// updates; zero when it did not exist.
+	Was         cityhubv1.AlertState
+	WasSeverity cityhubv1.Severity
 
-	resolveAt int64 // Unix ms; 0: none
+	resolveAt   int64 // Unix ms; 0: none
+	redelivered bool  // an event the alert already held came again
 }
 
-// Apply applies updates in order, in one pipelined round trip for the
-// alerts and one for the indexes, and returns one Result per update. Every
-// update is idempotent, so a batch may be applied again after a failure.
+// Apply applies updates. The updates of one alert (one Alert.Id) run in
+// their order as one script, exactly as if each ran alone; the scripts of
+// all alerts go in one pipelined round trip, the index updates in one
+// more. It returns one Result per alert, in the order of each alert's
+// first update. Every update is idempotent, so a batch may be applied
+// again after a failure.
+//
+// The Alert of a Fire update may become the Result's Alert: the caller
+// must not use it afterwards.
 func (s *Store) Apply(ctx context.Context, now time.Time, updates []Update) ([]Result, error) {
 	if len(updates) == 0 {
 		return nil, nil
 	}
-	t0 := time.Now()
-	bodies := make([]string, len(updates))
+	// Group by alert, keeping the order of each alert's updates.
+	var groups [][]int
+	byID := make(map[string]int, len(updates))
 	for i, u := range updates {
-		if u.Alert == nil || u.Alert.GetId() == "" {
+		id := u.Alert.GetId()
+		if id == "" {
 			return nil, fmt.Errorf("alertstate: update %d has no alert id", i)
 		}
-		if u.Op == Fire {
-			if strings.Contains(u.EventID, " ") {
-				return nil, fmt.Errorf("alertstate: update %d: event id %q holds a space", i, u.EventID)
-			}
-			b, err := proto.Marshal(body(u.Alert))
-			if err != nil {
-				return nil, fmt.Errorf("alertstate: encode alert %s: %w", u.Alert.GetId(), err)
-			}
-			bodies[i] = string(b)
+		if u.Op == Fire && strings.Contains(u.EventID, " ") {
+			return nil, fmt.Errorf("alertstate: update %d: event id %q holds a space", i, u.EventID)
 		}
+		g, ok := byID[id]
+		if !ok {
+			g = len(groups)
+			byID[id] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
 	}
 	nowMs := now.UnixMilli()
-	cmds, err := s.run(ctx, func(p redis.Pipeliner) []*redis.Cmd {
-		out := make([]*redis.Cmd, len(updates))
-		for i, u := range updates {
-			k := keys(u.Alert.GetId())
+	args := make([][]any, len(groups))
+	for g, idx := range groups {
+		a := make([]any, 3, 3+13*len(idx))
+		a[0], a[1], a[2] = nowMs, s.max, s.ttl.Milliseconds()
+		for _, i := range idx {
+			u := updates[i]
 			switch u.Op {
 			case Fire:
+				b, err := encodeBody(u.Alert)
+				if err != nil {
+					return nil, fmt.Errorf("alertstate: encode alert %s: %w", u.Alert.GetId(), err)
+				}
 				var resolveAt int64
 				if u.ResolveAfter > 0 {
 					resolveAt = now.Add(u.ResolveAfter).UnixMilli()
@@ -205,38 +220,47 @@ func (s *Store) Apply(ctx context.Context, now time.Time, updates []Update) ([]R
 				if u.CountDistinct {
 					distinct = "1"
 				}
-				out[i] = fireScript.EvalSha(ctx, p, k, u.EventID, u.EventTime.UnixMilli(), nowMs, bodies[i],
-					s.max, u.AtLeast, u.Within.Milliseconds(), resolveAt, u.For.Milliseconds(),
+				a = append(a, "f", u.EventID, u.EventTime.UnixMilli(), b,
+					u.AtLeast, u.Within.Milliseconds(), resolveAt, u.For.Milliseconds(),
 					distinct, u.Distinct, int(u.Alert.GetSeverity()),
 					joinMarks(u.Alert.GetSilencedBy()), joinMarks(u.Alert.GetInhibitedBy()))
 			case Resolve:
-				out[i] = resolveScript.EvalSha(ctx, p, k, nowMs, "clear", s.ttl.Milliseconds())
+				a = append(a, "c")
 			case Mute:
-				out[i] = muteScript.EvalSha(ctx, p, k[:2], nowMs,
-					joinMarks(u.Alert.GetSilencedBy()), joinMarks(u.Alert.GetInhibitedBy()))
+				a = append(a, "m", joinMarks(u.Alert.GetSilencedBy()), joinMarks(u.Alert.GetInhibitedBy()))
 			default:
-				out[i] = redis.NewCmd(ctx)
-				out[i].SetErr(fmt.Errorf("unknown op %d", u.Op))
+				return nil, fmt.Errorf("alertstate: update %d: unknown op %d", i, u.Op)
 			}
+		}
+		args[g] = a
+	}
+	cmds, err := s.run(ctx, func(p redis.Pipeliner) []*redis.Cmd {
+		out := make([]*redis.Cmd, len(groups))
+		for g, idx := range groups {
+			out[g] = applyScript.EvalSha(ctx, p, keys(updates[idx[0]].Alert.GetId()), args[g]...)
 		}
 		return out
 	})
 	if err != nil {
 		return nil, err
 	}
-	results := make([]Result, len(updates))
-	for i, c := range cmds {
-		r, err := decode(c)
+	results := make([]Result, len(groups))
+	for g, c := range cmds {
+		idx := groups[g]
+		r, err := decode(c, func(op int) *cityhubv1.Alert {
+			if op < 1 || op > len(idx) {
+				return nil
+			}
+			return updates[idx[op-1]].Alert
+		})
 		if err != nil {
-			return nil, fmt.Errorf("alertstate: alert %s: %w", updates[i].Alert.GetId(), err)
+			return nil, fmt.Errorf("alertstate: alert %s: %w", updates[idx[0]].Alert.GetId(), err)
 		}
-		results[i] = r
+		results[g] = r
 	}
-	ti := time.Now()
 	if err := s.index(ctx, results); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "DBG3 n %d scripts %v index %v\n", len(updates), ti.Sub(t0), time.Since(ti))
 	return results, nil
 }
 
@@ -256,7 +280,7 @@ func splitMarks(s string) []string {
 // rulers may call it at once: each alert is resolved, and returned, once.
 func (s *Store) ResolveDue(ctx context.Context, now time.Time, limit int) ([]*cityhubv1.Alert, error) {
 	return s.due(ctx, ResolveKey, now, limit, func(p redis.Pipeliner, id string) *redis.Cmd {
-		return resolveScript.EvalSha(ctx, p, keys(id), now.UnixMilli(), "expire", s.ttl.Milliseconds())
+		return applyScript.EvalSha(ctx, p, keys(id), now.UnixMilli(), s.max, s.ttl.Milliseconds(), "x")
 	})
 }
 
@@ -266,7 +290,7 @@ func (s *Store) ResolveDue(ctx context.Context, now time.Time, limit int) ([]*ci
 // call Promote before ResolveDue. Several rulers may call it at once.
 func (s *Store) Promote(ctx context.Context, now time.Time, limit int) ([]*cityhubv1.Alert, error) {
 	return s.due(ctx, PendingKey, now, limit, func(p redis.Pipeliner, id string) *redis.Cmd {
-		return promoteScript.EvalSha(ctx, p, keys(id)[:2], now.UnixMilli())
+		return applyScript.EvalSha(ctx, p, keys(id), now.UnixMilli(), s.max, s.ttl.Milliseconds(), "p")
 	})
 }
 
@@ -295,7 +319,7 @@ func (s *Store) due(ctx context.Context, key string, now time.Time, limit int, s
 	results := make([]Result, len(ids))
 	var changed []*cityhubv1.Alert
 	for i, c := range cmds {
-		r, err := decode(c)
+		r, err := decode(c, nil)
 		if err != nil {
 			return nil, fmt.Errorf("alertstate: alert %s: %w", ids[i], err)
 		}
@@ -327,6 +351,18 @@ func (s *Store) index(ctx context.Context, results []Result) error {
 			id, starts := a.GetId(), float64(a.GetStartsAt().AsTime().UnixMilli())
 			state := a.GetState()
 			open := state == cityhubv1.AlertState_ALERT_STATE_FIRING || state == cityhubv1.AlertState_ALERT_STATE_PENDING
+			if r.Changed && !r.redelivered && len(r.Earlier) == 0 && r.Was == state && open {
+				// The same episode in the same state: only the deadline
+				// moved. The other indexes hold the alert already, or a
+				// lost index update is made good when its events come
+				// again, as redelivered ones, which writes every index.
+				if r.resolveAt > 0 {
+					p.ZAdd(ctx, ResolveKey, redis.Z{Score: float64(r.resolveAt), Member: id})
+				} else {
+					p.ZRem(ctx, ResolveKey, id)
+				}
+				continue
+			}
 			if state == cityhubv1.AlertState_ALERT_STATE_FIRING {
 				p.ZAdd(ctx, FiringKey, redis.Z{Score: starts, Member: id})
 			} else {
@@ -415,20 +451,44 @@ func body(a *cityhubv1.Alert) *cityhubv1.Alert {
 	return b
 }
 
-// stored names the hash fields an alert is read from, in the order
-// assemble takes them; the scripts' reply (reply.lua) gives the same.
-var stored = []string{"state", "version", "event_count", "starts_at", "updated_at", "ends_at", "body", "resolve_at",
-	"prev_severity", "severity_at", "fire_at", "silenced", "inhibited"}
+// encodeBody encodes body(a). An alert described for a Fire update holds
+// none of the store's fields but its marks, which are left out in place
+// rather than by copying the whole alert.
+func encodeBody(a *cityhubv1.Alert) ([]byte, error) {
+	if a.State != 0 || a.Version != 0 || len(a.EventIds) != 0 || a.EventCount != 0 || a.PreviousSeverity != 0 ||
+		a.StartsAt != nil || a.EndsAt != nil || a.UpdatedAt != nil || a.FiresAt != nil || a.SeverityChangedAt != nil {
+		return proto.Marshal(body(a))
+	}
+	silenced, inhibited := a.SilencedBy, a.InhibitedBy
+	a.SilencedBy, a.InhibitedBy = nil, nil
+	b, err := proto.Marshal(a)
+	a.SilencedBy, a.InhibitedBy = silenced, inhibited
+	return b, err
+}
 
-// decode turns a script's reply into the alert it describes: the status,
-// the fields of stored, then the event ids.
-func decode(c *redis.Cmd) (Result, error) {
+// stored names the hash fields an alert is read from, in the order
+// assemble takes them; apply.lua's snapshots give the same.
+var stored = []string{"state", "version", "event_count", "starts_at", "updated_at", "ends_at", "resolve_at",
+	"prev_severity", "severity_at", "fire_at", "silenced", "inhibited", "body"}
+
+const (
+	fieldResolveAt = 6
+	fieldBody      = 12
+	// snapshotLen is the items of one snapshot in apply.lua's reply: the
+	// fields of stored, the body op and the event ids.
+	snapshotLen = 15
+)
+
+// decode turns apply.lua's reply into the Result it describes. fired
+// returns the Alert of the n-th update (1-based) of the script, whose body
+// the store holds when the reply names it instead of sending the body back.
+func decode(c *redis.Cmd, fired func(n int) *cityhubv1.Alert) (Result, error) {
 	v, err := c.Slice()
 	if err != nil {
 		return Result{}, err
 	}
-	if len(v) < 1+len(stored) {
-		return Result{}, fmt.Errorf("short script reply of %d items", len(v))
+	if len(v) < 4 || (len(v)-4)%snapshotLen != 0 {
+		return Result{}, fmt.Errorf("script reply of %d items", len(v))
 	}
 	f := make([]string, len(v))
 	for i, x := range v {
@@ -438,33 +498,68 @@ func decode(c *redis.Cmd) (Result, error) {
 		}
 		f[i] = s
 	}
-	r := Result{Changed: f[0] == "changed"}
-	if f[1] == "" {
-		return r, nil
+	r := Result{Changed: f[2] == "1", redelivered: f[3] == "1"}
+	if f[0] != "" {
+		if r.Was, err = parseState(f[0]); err != nil {
+			return Result{}, err
+		}
 	}
-	r.resolveAt, _ = strconv.ParseInt(f[8], 10, 64)
-	r.Alert, err = assemble(f[1:1+len(stored)], f[1+len(stored):])
-	return r, err
+	if sev, err := strconv.Atoi(f[1]); err == nil {
+		r.WasSeverity = cityhubv1.Severity(sev)
+	}
+	n := (len(v) - 4) / snapshotLen
+	for k := range n {
+		snap := f[4+k*snapshotLen : 4+(k+1)*snapshotLen]
+		var base *cityhubv1.Alert
+		if op, _ := strconv.Atoi(snap[13]); op > 0 {
+			if fired != nil {
+				base = fired(op)
+			}
+			if base == nil {
+				return Result{}, fmt.Errorf("script reply names update %d, which it was not given", op)
+			}
+		}
+		a, err := assemble(snap[:len(stored)], base, snap[14])
+		if err != nil {
+			return Result{}, err
+		}
+		if k < n-1 {
+			r.Earlier = append(r.Earlier, a)
+			continue
+		}
+		r.Alert = a
+		r.resolveAt, _ = strconv.ParseInt(snap[fieldResolveAt], 10, 64)
+	}
+	return r, nil
 }
 
-// assemble builds an alert from the fields of stored and its event ids.
-func assemble(f []string, ids []string) (*cityhubv1.Alert, error) {
-	state, version, count, starts, updated, ends, body := f[0], f[1], f[2], f[3], f[4], f[5], f[6]
-	a := &cityhubv1.Alert{}
-	if err := proto.Unmarshal([]byte(body), a); err != nil {
-		return nil, fmt.Errorf("decode stored alert: %w", err)
-	}
-	switch state {
+func parseState(s string) (cityhubv1.AlertState, error) {
+	switch s {
 	case "firing":
-		a.State = cityhubv1.AlertState_ALERT_STATE_FIRING
+		return cityhubv1.AlertState_ALERT_STATE_FIRING, nil
 	case "resolved":
-		a.State = cityhubv1.AlertState_ALERT_STATE_RESOLVED
+		return cityhubv1.AlertState_ALERT_STATE_RESOLVED, nil
 	case "pending":
-		a.State = cityhubv1.AlertState_ALERT_STATE_PENDING
-	default:
-		return nil, fmt.Errorf("stored state %q", state)
+		return cityhubv1.AlertState_ALERT_STATE_PENDING, nil
+	}
+	return 0, fmt.Errorf("stored state %q", s)
+}
+
+// assemble builds an alert from the fields of stored and its event ids,
+// joined by spaces. When base is given it holds the stored body already
+// and becomes the alert.
+func assemble(f []string, base *cityhubv1.Alert, ids string) (*cityhubv1.Alert, error) {
+	a := base
+	if a == nil {
+		a = &cityhubv1.Alert{}
+		if err := proto.Unmarshal([]byte(f[fieldBody]), a); err != nil {
+			return nil, fmt.Errorf("decode stored alert: %w", err)
+		}
 	}
 	var err error
+	if a.State, err = parseState(f[0]); err != nil {
+		return nil, err
+	}
 	num := func(s string) int64 {
 		n, e := strconv.ParseInt(s, 10, 64)
 		if e != nil && err == nil {
@@ -472,22 +567,26 @@ func assemble(f []string, ids []string) (*cityhubv1.Alert, error) {
 		}
 		return n
 	}
-	a.Version = num(version)
-	a.EventCount = num(count)
-	a.StartsAt = millis(num(starts))
-	a.UpdatedAt = millis(num(updated))
-	if e := num(ends); e > 0 {
+	a.Version = num(f[1])
+	a.EventCount = num(f[2])
+	a.StartsAt = millis(num(f[3]))
+	a.UpdatedAt = millis(num(f[4]))
+	a.EndsAt, a.PreviousSeverity, a.SeverityChangedAt, a.FiresAt = nil, 0, nil, nil
+	if e := num(f[5]); e > 0 {
 		a.EndsAt = millis(e)
 	}
-	if p := num(f[8]); p > 0 {
+	if p := num(f[7]); p > 0 {
 		a.PreviousSeverity = cityhubv1.Severity(p)
-		a.SeverityChangedAt = millis(num(f[9]))
+		a.SeverityChangedAt = millis(num(f[8]))
 	}
-	if at := num(f[10]); at > 0 {
+	if at := num(f[9]); at > 0 {
 		a.FiresAt = millis(at)
 	}
-	a.SilencedBy, a.InhibitedBy = splitMarks(f[11]), splitMarks(f[12])
-	a.EventIds = ids
+	a.SilencedBy, a.InhibitedBy = splitMarks(f[10]), splitMarks(f[11])
+	a.EventIds = nil
+	if ids != "" {
+		a.EventIds = strings.Split(ids, " ")
+	}
 	return a, err
 }
 
@@ -524,6 +623,47 @@ func (s *Store) OfRule(ctx context.Context, rule string, limit int) ([]*cityhubv
 	return s.indexed(ctx, RuleKey(rule), limit, cityhubv1.AlertState_ALERT_STATE_FIRING, cityhubv1.AlertState_ALERT_STATE_PENDING)
 }
 
+// OpenOf returns at most limit open (pending or firing) alerts of each of
+// rules, oldest first, in two round trips whatever the number of rules.
+// Their event ids are left out: this is the read that decides muting.
+func (s *Store) OpenOf(ctx context.Context, rules []string, limit int) (map[string][]*cityhubv1.Alert, error) {
+	out := make(map[string][]*cityhubv1.Alert, len(rules))
+	if len(rules) == 0 {
+		return out, nil
+	}
+	idCmds := make([]*redis.StringSliceCmd, len(rules))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, rule := range rules {
+			idCmds[i] = p.ZRange(ctx, RuleKey(rule), 0, int64(limit)-1)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("alertstate: read the open alerts of %d rules: %w", len(rules), err)
+	}
+	var ids []string
+	for _, c := range idCmds {
+		ids = append(ids, c.Val()...)
+	}
+	all, err := s.readMany(ctx, ids, false)
+	if err != nil {
+		return nil, err
+	}
+	for i, rule := range rules {
+		n := len(idCmds[i].Val())
+		got := make([]*cityhubv1.Alert, 0, n)
+		for _, a := range all[:n] {
+			// The index may briefly name an alert that has just changed.
+			if st := a.GetState(); st == cityhubv1.AlertState_ALERT_STATE_FIRING || st == cityhubv1.AlertState_ALERT_STATE_PENDING {
+				got = append(got, a)
+			}
+		}
+		all = all[n:]
+		out[rule] = got
+	}
+	return out, nil
+}
+
 // indexed reads the alerts the index key names, at most limit (0: all),
 // keeping those in one of states.
 func (s *Store) indexed(ctx context.Context, key string, limit int, states ...cityhubv1.AlertState) ([]*cityhubv1.Alert, error) {
@@ -547,13 +687,21 @@ func (s *Store) indexed(ctx context.Context, key string, limit int, states ...ci
 
 // read reads alerts by id in one round trip; missing ones are nil.
 func (s *Store) read(ctx context.Context, ids []string) ([]*cityhubv1.Alert, error) {
+	return s.readMany(ctx, ids, true)
+}
+
+// readMany reads alerts by id in one round trip, with their event ids
+// when withIDs; missing ones are nil.
+func (s *Store) readMany(ctx context.Context, ids []string, withIDs bool) ([]*cityhubv1.Alert, error) {
 	hs := make([]*redis.SliceCmd, len(ids))
 	ls := make([]*redis.StringSliceCmd, len(ids))
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			k := keys(id)
 			hs[i] = p.HMGet(ctx, k[0], stored...)
-			ls[i] = p.LRange(ctx, k[1], 0, -1)
+			if withIDs {
+				ls[i] = p.LRange(ctx, k[1], 0, -1)
+			}
 		}
 		return nil
 	})
@@ -569,11 +717,15 @@ func (s *Store) read(ctx context.Context, ids []string) ([]*cityhubv1.Alert, err
 		f := make([]string, len(stored))
 		for j, x := range v {
 			f[j], _ = x.(string)
-			if f[j] == "" && j != 6 && j < 11 {
+			if f[j] == "" && j >= 1 && j <= 9 {
 				f[j] = "0" // a field an older version of the store did not write
 			}
 		}
-		a, err := assemble(f, ls[i].Val())
+		var evIDs string
+		if withIDs {
+			evIDs = strings.Join(ls[i].Val(), " ")
+		}
+		a, err := assemble(f, nil, evIDs)
 		if err != nil {
 			return nil, fmt.Errorf("alertstate: alert %s: %w", ids[i], err)
 		}

@@ -1,0 +1,229 @@
+package alertstate_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+
+	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/platform/redistest"
+	"github.com/cityhub/cityhub/services/ruler/alertstate"
+)
+
+// TestBatchMatchesOneByOne applies the same generated updates to two
+// redis-servers, one update per Apply on the first and a whole batch per
+// Apply on the second, sweeping both between batches. After every batch
+// the alerts, their count windows and the indexes must be identical, and
+// what the batch returns must be what one-by-one application would publish
+// with the same-state versions in between left out: its latest version,
+// and the last version before every change of state.
+func TestBatchMatchesOneByOne(t *testing.T) {
+	ctx := context.Background()
+	one, many := redistest.Start(t).Client, redistest.Start(t).Client
+	s1, err := alertstate.New(alertstate.Options{Client: one, MaxEventIDs: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sN, err := alertstate.New(alertstate.Options{Client: many, MaxEventIDs: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Four alerts, each of a rule with other features.
+	type ruleOf struct {
+		atLeast  int
+		within   time.Duration
+		distinct bool
+		forDur   time.Duration
+		resolve  time.Duration
+	}
+	rules := map[string]ruleOf{
+		"plain":    {resolve: 20 * time.Minute},
+		"window":   {atLeast: 3, within: 10 * time.Minute, resolve: 15 * time.Minute},
+		"distinct": {atLeast: 2, within: 10 * time.Minute, distinct: true},
+		"for":      {forDur: 5 * time.Minute, resolve: 8 * time.Minute},
+	}
+	fps := []string{"plain", "window", "distinct", "for"}
+	sevs := []cityhubv1.Severity{cityhubv1.Severity_SEVERITY_MINOR, cityhubv1.Severity_SEVERITY_SEVERE}
+
+	rnd := rand.New(rand.NewPCG(7, 11))
+	now := t0
+	var nextEvent int
+	var seen []string // event ids already used, to redeliver
+	transitions := 0
+	for batch := range 300 {
+		now = now.Add(time.Duration(rnd.IntN(180)) * time.Second)
+		for _, s := range []*alertstate.Store{s1, sN} {
+			if _, err := s.Promote(ctx, now, 100); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.ResolveDue(ctx, now, 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n := 1 + rnd.IntN(10)
+		var updates []func() alertstate.Update
+		for range n {
+			fp := fps[rnd.IntN(len(fps))]
+			rule := rules[fp]
+			switch k := rnd.IntN(20); {
+			case k < 2:
+				updates = append(updates, func() alertstate.Update {
+					return alertstate.Update{Op: alertstate.Resolve, Alert: &cityhubv1.Alert{Id: fp}}
+				})
+			case k < 3:
+				marks := []string{fmt.Sprintf("works-%d", rnd.IntN(2))}
+				updates = append(updates, func() alertstate.Update {
+					return alertstate.Update{Op: alertstate.Mute, Alert: &cityhubv1.Alert{Id: fp, SilencedBy: marks}}
+				})
+			default:
+				id := fmt.Sprintf("e%d", nextEvent)
+				if len(seen) > 0 && rnd.IntN(6) == 0 {
+					id = seen[rnd.IntN(len(seen))] // redelivered
+				} else {
+					nextEvent++
+					seen = append(seen, id)
+				}
+				at := now.Add(-time.Duration(rnd.IntN(120)) * time.Second)
+				sev := sevs[rnd.IntN(len(sevs))]
+				caller := []string{"", "alice", "bob", "carol"}[rnd.IntN(4)]
+				var inhibited []string
+				if rnd.IntN(4) == 0 {
+					inhibited = []string{"district-flood"}
+				}
+				title := fmt.Sprintf("report %s", id)
+				updates = append(updates, func() alertstate.Update {
+					a := alert(fp)
+					a.Severity, a.Title, a.InhibitedBy = sev, title, inhibited
+					return alertstate.Update{
+						Op: alertstate.Fire, Alert: a, EventID: id, EventTime: at,
+						AtLeast: rule.atLeast, Within: rule.within, CountDistinct: rule.distinct, Distinct: caller,
+						For: rule.forDur, ResolveAfter: rule.resolve,
+					}
+				})
+			}
+		}
+
+		// One by one: what each update publishes, per alert.
+		published := map[string][]version{}
+		for _, u := range updates {
+			res, err := s1.Apply(ctx, now, []alertstate.Update{u()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res {
+				if r.Alert != nil {
+					published[r.Alert.Id] = append(published[r.Alert.Id], version{r.Alert, r.Changed})
+				}
+			}
+		}
+		// As a batch.
+		var all []alertstate.Update
+		for _, u := range updates {
+			all = append(all, u())
+		}
+		res, err := sN.Apply(ctx, now, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Alert == nil {
+				continue
+			}
+			id := r.Alert.Id
+			got := append(append([]*cityhubv1.Alert(nil), r.Earlier...), r.Alert)
+			want := statesOf(published[id])
+			if len(want) > 1 {
+				transitions++
+			}
+			if len(got) != len(want) {
+				for _, u := range all {
+					if u.Alert.Id == id {
+						t.Logf("op %d event %s at %v", u.Op, u.EventID, u.EventTime)
+					}
+				}
+				t.Fatalf("batch %d, alert %s: published %s, one by one %s", batch, id, versions(got), versions(want))
+			}
+			for i := range got {
+				if !proto.Equal(got[i], want[i]) {
+					t.Fatalf("batch %d, alert %s, version %d:\n batch      %v\n one by one %v", batch, id, got[i].Version, got[i], want[i])
+				}
+			}
+		}
+		for _, fp := range fps {
+			a1, err1 := s1.Get(ctx, fp)
+			aN, errN := sN.Get(ctx, fp)
+			if err1 != errN || !proto.Equal(a1, aN) {
+				t.Fatalf("batch %d, alert %s:\n batch      %v (%v)\n one by one %v (%v)", batch, fp, aN, errN, a1, err1)
+			}
+			window := "cityhub:alert:{" + fp + "}:window"
+			if w1, wN := members(t, one, window), members(t, many, window); w1 != wN {
+				t.Fatalf("batch %d, window of %s: batch %s, one by one %s", batch, fp, wN, w1)
+			}
+		}
+		for _, key := range []string{alertstate.FiringKey, alertstate.PendingKey, alertstate.ResolveKey, alertstate.RuleKey("flood-control/deep-waterlogging")} {
+			if i1, iN := members(t, one, key), members(t, many, key); i1 != iN {
+				t.Fatalf("batch %d, index %s: batch %s, one by one %s", batch, key, iN, i1)
+			}
+		}
+	}
+	if transitions < 10 {
+		t.Errorf("only %d batches changed an alert's state twice: the test does not exercise what it should", transitions)
+	}
+}
+
+type version struct {
+	alert   *cityhubv1.Alert
+	changed bool
+}
+
+// statesOf returns what a batch publishes of an alert that went through
+// versions one update at a time: the latest, and before it each version
+// the batch made that a change of state (or a new episode) followed.
+func statesOf(versions []version) []*cityhubv1.Alert {
+	var out []*cityhubv1.Alert
+	for i, v := range versions {
+		if i == len(versions)-1 {
+			out = append(out, v.alert)
+			break
+		}
+		if !v.changed {
+			continue
+		}
+		// The next version made, if any: updates that changed nothing
+		// return the same one again.
+		for _, w := range versions[i+1:] {
+			next := w.alert
+			if next.Version == v.alert.Version {
+				continue
+			}
+			if next.State != v.alert.State || !next.StartsAt.AsTime().Equal(v.alert.StartsAt.AsTime()) {
+				out = append(out, v.alert)
+			}
+			break
+		}
+	}
+	return out
+}
+
+func versions(as []*cityhubv1.Alert) string {
+	s := ""
+	for _, a := range as {
+		s += fmt.Sprintf(" v%d:%s", a.Version, a.State.Name())
+	}
+	return s
+}
+
+func members(t *testing.T, c redis.UniversalClient, key string) string {
+	t.Helper()
+	z, err := c.ZRangeWithScores(context.Background(), key, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(z)
+}
