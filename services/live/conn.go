@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -17,12 +17,6 @@ import (
 // closeTokenExpired is the close code sent when the caller's token expires.
 const closeTokenExpired = 4001
 
-// outbound is a frame waiting in a connection's queue.
-type outbound struct {
-	kind string // the frame type, for metrics
-	b    []byte
-}
-
 // conn is one websocket client. The handler goroutine that upgraded it
 // reads; one writer goroutine, started and waited for by that handler, is
 // the only one that writes data frames.
@@ -30,27 +24,30 @@ type conn struct {
 	g         *Gateway
 	ws        *websocket.Conn
 	principal *auth.Principal
-	log       *slog.Logger
 
-	send     chan outbound
+	send     chan *message
 	slow     chan struct{} // closed when the client fell behind
 	slowOnce sync.Once
 	quit     chan struct{} // closed when the writer has stopped
 	readDone chan struct{} // closed when the reader has stopped
+	// stop is closed when the gateway ends the connection, with stopCode
+	// and stopReason set before (under Gateway.mu).
+	stop       chan struct{}
+	stopCode   int
+	stopReason string
+	// dead is set once the client fell behind or the writer stopped: the
+	// fan-out looks at it before anything else.
+	dead atomic.Bool
 }
 
 // enqueue puts a frame on the send queue without blocking. When the queue
 // is full the client is marked as fallen behind and enqueue reports false.
-func (c *conn) enqueue(kind string, b []byte) bool {
-	select {
-	case <-c.quit:
+func (c *conn) enqueue(m *message) bool {
+	if c.dead.Load() {
 		return false
-	case <-c.slow:
-		return false
-	default:
 	}
 	select {
-	case c.send <- outbound{kind, b}:
+	case c.send <- m:
 		return true
 	default:
 		c.fellBehind()
@@ -58,11 +55,21 @@ func (c *conn) enqueue(kind string, b []byte) bool {
 	}
 }
 
-func (c *conn) fellBehind() { c.slowOnce.Do(func() { close(c.slow) }) }
+// fellBehind marks the client as fallen behind. A write that is blocked on
+// the client's full socket gets a short deadline, so that the writer is
+// free soon to send the reset (if the client reads it) and close.
+func (c *conn) fellBehind() {
+	c.slowOnce.Do(func() {
+		c.dead.Store(true)
+		c.g.metrics.resets.Inc()
+		close(c.slow)
+		_ = c.ws.NetConn().SetWriteDeadline(time.Now().Add(closeGrace))
+	})
+}
 
 // serve runs the connection until either side ends it: it starts the
 // writer, reads in the calling goroutine, and returns once both stopped.
-func (c *conn) serve(ctx context.Context, e *epoch) {
+func (c *conn) serve(ctx context.Context) {
 	// The request's context is no guide once the connection is hijacked.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
@@ -76,7 +83,7 @@ func (c *conn) serve(ctx context.Context, e *epoch) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer cancel() // ends a snapshot the reader may be waiting for
-		c.writeLoop(e, expired)
+		c.writeLoop(expired)
 	})
 	c.readLoop(ctx)
 	close(c.readDone)
@@ -88,39 +95,47 @@ func (c *conn) serve(ctx context.Context, e *epoch) {
 
 // writeLoop sends queued frames and pings until the connection ends, and
 // closes the socket on its way out.
-func (c *conn) writeLoop(e *epoch, expired <-chan time.Time) {
+func (c *conn) writeLoop(expired <-chan time.Time) {
 	defer close(c.quit)
+	defer c.dead.Store(true)
 	defer c.ws.Close()
 	ping := time.NewTicker(c.g.pingPeriod)
 	defer ping.Stop()
 	for {
+		// A client marked slow is reset before anything else is written.
+		select {
+		case <-c.slow:
+			c.reset()
+			return
+		default:
+		}
 		select {
 		case m := <-c.send:
 			if h := c.g.beforeWrite; h != nil {
 				h(c.principal)
 			}
 			if err := c.write(websocket.TextMessage, m.b); err != nil {
+				c.writeFailed()
 				return
 			}
-			c.g.metrics.sent.WithLabelValues(m.kind).Inc()
+			m.sent.Inc()
+			if !m.updated.IsZero() {
+				c.g.metrics.deliveryLag.Observe(time.Since(m.updated).Seconds())
+			}
 		case <-ping.C:
 			if err := c.write(websocket.PingMessage, nil); err != nil {
+				c.writeFailed()
 				return
 			}
 		case <-c.slow:
-			c.g.metrics.resets.Inc()
-			if c.write(websocket.TextMessage, resetFrame) == nil {
-				c.g.metrics.sent.WithLabelValues(frameReset).Inc()
-			}
-			c.closeWith(websocket.CloseTryAgainLater, "too slow; subscribe again")
-			c.g.metrics.closes.WithLabelValues("reset").Inc()
+			c.reset()
 			return
 		case <-expired:
 			c.closeWith(closeTokenExpired, "token expired")
 			c.g.metrics.closes.WithLabelValues("token_expired").Inc()
 			return
-		case <-e.done:
-			c.closeWith(e.code, e.reason)
+		case <-c.stop:
+			c.closeWith(c.stopCode, c.stopReason)
 			c.g.metrics.closes.WithLabelValues("gateway").Inc()
 			return
 		case <-c.readDone:
@@ -130,8 +145,32 @@ func (c *conn) writeLoop(e *epoch, expired <-chan time.Time) {
 	}
 }
 
-func (c *conn) write(mt int, b []byte) error {
-	if err := c.ws.SetWriteDeadline(time.Now().Add(c.g.writeWait)); err != nil {
+// reset tells a client that fell behind to subscribe again, and closes it.
+// Both are given only a moment: a client that stopped reading gets neither.
+func (c *conn) reset() {
+	c.g.metrics.closes.WithLabelValues("reset").Inc()
+	if c.writeWithin(websocket.TextMessage, resetFrame, closeGrace) != nil {
+		return
+	}
+	c.g.metrics.sentReset.Inc()
+	c.closeWith(websocket.CloseTryAgainLater, "too slow; subscribe again")
+}
+
+// writeFailed counts a connection whose write failed: most often one whose
+// client stopped reading, whether or not its queue had overflowed yet.
+func (c *conn) writeFailed() {
+	select {
+	case <-c.slow:
+		c.g.metrics.closes.WithLabelValues("reset").Inc()
+	default:
+		c.g.metrics.closes.WithLabelValues("write_failed").Inc()
+	}
+}
+
+func (c *conn) write(mt int, b []byte) error { return c.writeWithin(mt, b, c.g.writeWait) }
+
+func (c *conn) writeWithin(mt int, b []byte, d time.Duration) error {
+	if err := c.ws.SetWriteDeadline(time.Now().Add(d)); err != nil {
 		return err
 	}
 	return c.ws.WriteMessage(mt, b)
@@ -141,7 +180,7 @@ func (c *conn) write(mt int, b []byte) error {
 // before the socket is closed, so that the frame is not lost to a reset.
 func (c *conn) closeWith(code int, reason string) {
 	msg := websocket.FormatCloseMessage(code, reason)
-	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.g.writeWait)); err != nil {
+	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace)); err != nil {
 		return
 	}
 	t := time.NewTimer(closeGrace)
@@ -175,7 +214,7 @@ func (c *conn) readLoop(ctx context.Context) {
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(c.g.pongWait))
 		if mt != websocket.TextMessage {
-			c.enqueue(frameError, errorFrame("binary frames are not accepted; send JSON text"))
+			c.enqueue(c.g.errorMessage("binary frames are not accepted; send JSON text"))
 			continue
 		}
 		req, err := decodeFrame(b)
@@ -184,7 +223,7 @@ func (c *conn) readLoop(ctx context.Context) {
 		}
 		if err != nil {
 			c.g.metrics.badFrames.Inc()
-			c.enqueue(frameError, errorFrame(err.Error()))
+			c.enqueue(c.g.errorMessage(err.Error()))
 			continue
 		}
 		if req.unsubscribe {
@@ -211,12 +250,14 @@ func (c *conn) subscribe(ctx context.Context, f filter) {
 		}
 		if ctx.Err() == nil {
 			c.g.metrics.snapshotErrors.Inc()
-			c.log.Warn("snapshot failed", "err", err)
-			c.enqueue(frameError, errorFrame("snapshot unavailable; subscribe again"))
+			c.g.log.Warn("snapshot failed", "subject", c.principal.Subject, "err", err)
+			c.enqueue(c.g.errorMessage("snapshot unavailable; subscribe again"))
 		}
 		return
 	}
-	s.activate(frames, seen)
+	if n := s.activate(frames, seen, c.g.metrics.sentRemoved); n > 0 {
+		c.g.metrics.dropped.Add(float64(n))
+	}
 }
 
 // encodeDelta builds the frame of a delta whose data is v.

@@ -2,10 +2,12 @@ package live
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,8 +171,8 @@ func TestSlowClientIsResetWithoutSlowingOthers(t *testing.T) {
 			t.Fatalf("fast client frame %d: %q %s", i, f.Type, f.Data)
 		}
 	}
-	if got := testutil.ToFloat64(e.g.metrics.resets); got != 0 {
-		t.Fatalf("resets %v before the slow writer moved; the reset is sent by the writer", got)
+	if got := testutil.ToFloat64(e.g.metrics.resets); got != 1 {
+		t.Fatalf("resets %v once the slow client's queue overflowed, want 1", got)
 	}
 	close(release)
 	var last frame
@@ -311,4 +313,115 @@ event_types:
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestClientThatNeverReadsIsResetWithoutSlowingOthers subscribes a client
+// that then never reads again, next to clients that read everything, and
+// sends large changes until the silent client's socket and queue are full:
+// it is reset and dropped, and the others miss nothing.
+func TestClientThatNeverReadsIsResetWithoutSlowingOthers(t *testing.T) {
+	e := newEnv(t, func(g *Gateway) { g.queueSize = 32 })
+	silent := e.dial(auth.Principal{Subject: "silent", Role: auth.RoleCommander})
+	subscribe(t, silent, subscribeAll)
+
+	type reader struct {
+		mu  sync.Mutex
+		ids map[string]int
+		err error
+	}
+	readers := make([]*reader, 3)
+	var wg sync.WaitGroup
+	var sockets []*websocket.Conn
+	defer func() {
+		for _, ws := range sockets {
+			ws.Close()
+		}
+		wg.Wait()
+	}()
+	for i := range readers {
+		r := &reader{ids: map[string]int{}}
+		readers[i] = r
+		ws := e.dial(auth.Principal{Subject: fmt.Sprint("reader-", i), Role: auth.RoleCommander})
+		subscribe(t, ws, subscribeAll)
+		_ = ws.SetReadDeadline(time.Time{})
+		wg.Go(func() {
+			for {
+				_, b, err := ws.ReadMessage()
+				if err != nil {
+					return // closed by the test
+				}
+				var f frame
+				if err := json.Unmarshal(b, &f); err != nil || f.Type != frameCase {
+					r.mu.Lock()
+					r.err = fmt.Errorf("unexpected frame %.60s", b)
+					r.mu.Unlock()
+					return
+				}
+				var x entity
+				_ = json.Unmarshal(f.Data, &x)
+				r.mu.Lock()
+				r.ids[x.ID]++
+				r.mu.Unlock()
+			}
+		})
+		sockets = append(sockets, ws)
+	}
+	received := func(r *reader) int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return len(r.ids)
+	}
+
+	const perRound = 10
+	sent := 0
+	round := func() {
+		msgs := make([]kafka.Message, perRound)
+		for i := range msgs {
+			c := kase(fmt.Sprint("big-", sent), 1, "xuhui", "water-affairs")
+			c.Description = strings.Repeat("积水", 10<<10) // 60 KiB of JSON
+			msgs[i] = e.caseMsg(c)
+			msgs[i].Key = []byte("k")
+			sent++
+		}
+		e.produce(msgs...)
+		for i, r := range readers {
+			deadline := time.Now().Add(20 * time.Second)
+			for received(r) != sent {
+				if time.Now().After(deadline) {
+					t.Fatalf("reader %d got %d of %d; resets %v, deltas %v, sent %v", i, received(r), sent, testutil.ToFloat64(e.g.metrics.resets),
+						testutil.ToFloat64(e.g.metrics.deltas.WithLabelValues(streamCases)), testutil.ToFloat64(e.g.metrics.sentCase))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+	for testutil.ToFloat64(e.g.metrics.resets) == 0 {
+		if sent > 2000 {
+			t.Fatal("the silent client was never reset")
+		}
+		round()
+	}
+	for range 3 {
+		round()
+	}
+	waitFor(t, "the silent client to be dropped", func() bool { return testutil.ToFloat64(e.g.metrics.connections) == float64(len(readers)) })
+	if got := testutil.ToFloat64(e.g.metrics.resets); got != 1 {
+		t.Errorf("resets %v, want 1: only the silent client", got)
+	}
+	if got := testutil.ToFloat64(e.g.metrics.closes.WithLabelValues("reset")); got != 1 {
+		t.Errorf("closes for a reset %v, want 1", got)
+	}
+	for i, r := range readers {
+		r.mu.Lock()
+		for id, n := range r.ids {
+			if n != 1 {
+				t.Errorf("reader %d got %s %d times", i, id, n)
+			}
+		}
+		r.mu.Unlock()
+	}
+	t.Logf("the silent client was reset after %d changes of 60 KiB", sent-3*perRound)
 }

@@ -54,8 +54,13 @@ type Options struct {
 	Catalog *catalog.Catalog
 	// Logger receives connection-level records; nil discards them.
 	Logger *slog.Logger
-	// Registerer takes the cityhub_live_ metrics; nil keeps them private.
+	// Registerer takes the cityhub_live_ metrics and the followers'
+	// cityhub_stream_follower_stalls_total; nil keeps them private.
 	Registerer prometheus.Registerer
+	// StallTimeout is how long a followed partition may deliver nothing
+	// while messages wait before its reader is replaced;
+	// stream.DefaultStallTimeout when zero.
+	StallTimeout time.Duration
 }
 
 // Timing and size limits of a connection.
@@ -75,6 +80,7 @@ type Gateway struct {
 	log      *slog.Logger
 	metrics  *metrics
 	hub      *hub
+	tracker  *tracker
 	origins  map[string]bool
 	upgrader websocket.Upgrader
 
@@ -100,11 +106,45 @@ const (
 )
 
 // epoch is one run of the follower; the connections accepted during it are
-// closed when it ends, with code and reason (set before done is closed).
+// closed when it ends, with its code and reason. Each connection is told on
+// a channel of its own, so that the writers' selects share no channel. Its
+// fields are guarded by Gateway.mu.
 type epoch struct {
-	done   chan struct{}
+	ended  bool
 	code   int
 	reason string
+	conns  map[*conn]struct{}
+}
+
+// end marks e ended and tells each of its connections to close.
+func (e *epoch) end(code int, reason string) {
+	if e.ended {
+		return
+	}
+	e.ended, e.code, e.reason = true, code, reason
+	for c := range e.conns {
+		c.stopCode, c.stopReason = code, reason
+		close(c.stop)
+	}
+	clear(e.conns)
+}
+
+// join adds c to e, or tells c to close at once when e has ended.
+func (g *Gateway) join(c *conn, e *epoch) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e.ended {
+		c.stopCode, c.stopReason = e.code, e.reason
+		close(c.stop)
+		return
+	}
+	e.conns[c] = struct{}{}
+}
+
+func (g *Gateway) leave(c *conn, e *epoch) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(e.conns, c)
 }
 
 // New checks opts and returns a Gateway; Run starts it and Routes serves it.
@@ -121,6 +161,9 @@ func New(opts Options) (*Gateway, error) {
 	}
 	if opts.Snapshot == nil {
 		errs = append(errs, errors.New("a snapshotter is required"))
+	}
+	if opts.StallTimeout < 0 {
+		errs = append(errs, errors.New("the stall timeout cannot be negative"))
 	}
 	origins := make(map[string]bool)
 	for _, o := range opts.AllowedOrigins {
@@ -145,6 +188,7 @@ func New(opts Options) (*Gateway, error) {
 		log:        opts.Logger.With("component", "live"),
 		metrics:    newMetrics(opts.Registerer),
 		hub:        newHub(),
+		tracker:    newTracker(),
 		origins:    origins,
 		pongWait:   defaultPongWait,
 		pingPeriod: defaultPongWait * 9 / 10,
@@ -198,6 +242,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		if err != nil {
 			return nil // ctx ended
 		}
+		g.tracker.reset() // the new follower starts at the end: what came before is in the snapshots
 		e := g.open()
 		err = f.Run(ctx)
 		if ctx.Err() != nil {
@@ -216,10 +261,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) follow(ctx context.Context) (*stream.Follower, error) {
 	for attempt := 1; ; attempt++ {
 		f, err := stream.NewFollower(ctx, stream.FollowerOptions{
-			Brokers: g.opts.Brokers,
-			Topics:  []string{g.opts.Topics.Alerts, g.opts.Topics.Cases},
-			Handle:  g.handle,
-			Logger:  g.log,
+			Brokers:      g.opts.Brokers,
+			Topics:       []string{g.opts.Topics.Alerts, g.opts.Topics.Cases},
+			Handle:       g.handle,
+			StallTimeout: g.opts.StallTimeout,
+			Logger:       g.log,
+			Registerer:   g.opts.Registerer,
 		})
 		if err == nil {
 			return f, nil
@@ -239,32 +286,28 @@ func (g *Gateway) open() *epoch {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.state = stateReady
-	g.epoch = &epoch{done: make(chan struct{})}
+	g.epoch = &epoch{conns: make(map[*conn]struct{})}
 	return g.epoch
 }
 
 // endEpoch stops accepting connections and closes those of e.
 func (g *Gateway) endEpoch(e *epoch, code int, reason string) {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.state == stateReady {
 		g.state = stateStarting
 	}
-	g.mu.Unlock()
-	e.code, e.reason = code, reason
-	close(e.done)
+	e.end(code, reason)
 }
 
 // stop refuses new connections, closes the open ones and waits for them.
 func (g *Gateway) stop() {
 	g.mu.Lock()
-	e := g.epoch
-	wasReady := g.state == stateReady
 	g.state = stateStopped
-	g.mu.Unlock()
-	if e != nil && wasReady {
-		e.code, e.reason = websocket.CloseGoingAway, "server shutting down"
-		close(e.done)
+	if g.epoch != nil {
+		g.epoch.end(websocket.CloseGoingAway, "server shutting down")
 	}
+	g.mu.Unlock()
 	g.conns.Wait()
 }
 
@@ -304,15 +347,17 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // handle turns a Kafka message into a delta and fans it out. It runs on the
-// follower's goroutines, one per partition, and never blocks.
+// follower's goroutines, one per partition, and never blocks. The changes
+// of one item arrive on one partition (the key is the district), so they
+// are handled in order.
 func (g *Gateway) handle(m kafka.Message) {
 	var d *delta
 	var err error
 	switch m.Topic {
 	case g.opts.Topics.Alerts:
-		d, err = decodeAlert(m)
+		d, err = g.decodeAlert(m)
 	case g.opts.Topics.Cases:
-		d, err = decodeCase(m)
+		d, err = g.decodeCase(m)
 	default:
 		err = errors.New("unexpected topic")
 	}
@@ -320,11 +365,16 @@ func (g *Gateway) handle(m kafka.Message) {
 		g.metrics.undecodable.WithLabelValues(m.Topic).Inc()
 		return
 	}
+	if prev, ok := g.tracker.advance(d.item); ok {
+		d.prev = &prev
+		d.removed = &message{b: encodeRemoved(d.stream, d.id, d.version), sent: g.metrics.sentRemoved}
+	}
 	g.metrics.deltas.WithLabelValues(d.stream).Inc()
+	g.metrics.tracked.Set(float64(g.tracker.len()))
 	g.hub.publish(d)
 }
 
-func decodeAlert(m kafka.Message) (*delta, error) {
+func (g *Gateway) decodeAlert(m kafka.Message) (*delta, error) {
 	var a cityhubv1.Alert
 	if err := stream.Unmarshal(m, &a); err != nil {
 		return nil, err
@@ -336,10 +386,11 @@ func decodeAlert(m kafka.Message) (*delta, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &delta{item: alertItem(&a), kind: frameAlert, frame: b}, nil
+	it := alertItem(&a)
+	return &delta{item: it, msg: &message{b: b, sent: g.metrics.sentAlert, updated: it.updated}}, nil
 }
 
-func decodeCase(m kafka.Message) (*delta, error) {
+func (g *Gateway) decodeCase(m kafka.Message) (*delta, error) {
 	var cc cityhubv1.CaseChange
 	if err := stream.Unmarshal(m, &cc); err != nil {
 		return nil, err
@@ -352,17 +403,25 @@ func decodeCase(m kafka.Message) (*delta, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &delta{item: caseItem(c), kind: frameCase, frame: b}, nil
+	it := caseItem(c)
+	return &delta{item: it, msg: &message{b: b, sent: g.metrics.sentCase, updated: it.updated}}, nil
+}
+
+// errorMessage is an error frame for one client.
+func (g *Gateway) errorMessage(text string) *message {
+	return &message{b: errorFrame(text), sent: g.metrics.sentError}
 }
 
 // snapshot returns the snapshot frames for a subscriber and the version of
-// every item in them.
-func (g *Gateway) snapshot(ctx context.Context, p *auth.Principal, f filter) ([][]byte, map[itemKey]int64, error) {
+// every item in them. Every open item it reads seeds the tracker.
+func (g *Gateway) snapshot(ctx context.Context, p *auth.Principal, f filter) ([]*message, map[itemKey]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
 	defer cancel()
-	var frames [][]byte
+	var frames []*message
+	var read []item
 	seen := make(map[itemKey]int64)
 	add := func(it item, topic string, v any) json.RawMessage {
+		read = append(read, it)
 		if !f.matches(it) || !inScope(p, it) {
 			return nil
 		}
@@ -388,7 +447,7 @@ func (g *Gateway) snapshot(ctx context.Context, p *auth.Principal, f filter) ([]
 				items = append(items, b)
 			}
 		}
-		frames = append(frames, mustFrame(snapshotFrame{Type: frameSnapshot, Stream: streamAlerts, Items: items}))
+		frames = append(frames, g.snapshotMessage(streamAlerts, items))
 	}
 	if f.cases {
 		cases, err := g.opts.Snapshot.OpenCases(ctx)
@@ -404,15 +463,18 @@ func (g *Gateway) snapshot(ctx context.Context, p *auth.Principal, f filter) ([]
 				items = append(items, b)
 			}
 		}
-		frames = append(frames, mustFrame(snapshotFrame{Type: frameSnapshot, Stream: streamCases, Items: items}))
+		frames = append(frames, g.snapshotMessage(streamCases, items))
 	}
+	g.tracker.seed(read)
+	g.metrics.tracked.Set(float64(g.tracker.len()))
 	return frames, seen, nil
 }
 
-// mustFrame encodes a frame of already encoded items, which cannot fail.
-func mustFrame(v snapshotFrame) []byte {
-	b, _ := json.Marshal(v)
-	return b
+// snapshotMessage encodes a snapshot frame of already encoded items, which
+// cannot fail.
+func (g *Gateway) snapshotMessage(stream string, items []json.RawMessage) *message {
+	b, _ := json.Marshal(snapshotFrame{Type: frameSnapshot, Stream: stream, Items: items})
+	return &message{b: b, sent: g.metrics.sentSnapshot}
 }
 
 // checkNames refuses filters that name districts or departments the

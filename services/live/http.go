@@ -119,17 +119,19 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 		g:         g,
 		ws:        ws,
 		principal: p,
-		log:       g.log.With("subject", p.Subject, "role", string(p.Role)),
-		send:      make(chan outbound, g.queueSize),
+		send:      make(chan *message, g.queueSize),
 		slow:      make(chan struct{}),
 		quit:      make(chan struct{}),
 		readDone:  make(chan struct{}),
+		stop:      make(chan struct{}),
 	}
+	g.join(c, e)
+	defer g.leave(c, e)
 	g.metrics.connections.Inc()
 	defer g.metrics.connections.Dec()
-	c.log.Debug("live connection opened", "remote", r.RemoteAddr)
-	c.serve(r.Context(), e)
-	c.log.Debug("live connection closed", "remote", r.RemoteAddr)
+	g.log.Debug("live connection opened", "subject", p.Subject, "role", string(p.Role), "remote", r.RemoteAddr)
+	c.serve(r.Context())
+	g.log.Debug("live connection closed", "subject", p.Subject, "role", string(p.Role), "remote", r.RemoteAddr)
 }
 
 // serveCatalog sends the districts, departments and event types the pages
@@ -146,8 +148,8 @@ func (g *Gateway) serveCatalog(w http.ResponseWriter, _ *http.Request) {
 // contentSecurityPolicy keeps the pages to what the hub itself serves.
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// routePages registers every file of the frontend at its own path, and
-// index.html at "/" too. Files are registered one by one, rather than as a
+// routePages registers every file of the frontend at its own path,
+// index.html at "/" too and every other page also without its ".html". Files are registered one by one, rather than as a
 // subtree, so that there is no directory listing and no pattern that could
 // clash with routes other services register on the same mux.
 func (g *Gateway) routePages(mux *http.ServeMux) {
@@ -163,6 +165,8 @@ func (g *Gateway) routePages(mux *http.ServeMux) {
 		mux.Handle("GET /"+name, h)
 		if name == "index.html" {
 			mux.Handle("GET /{$}", h)
+		} else if page, ok := strings.CutSuffix(name, ".html"); ok && !strings.Contains(page, "/") {
+			mux.Handle("GET /"+page, h) // console.html is also /console
 		}
 		return nil
 	})

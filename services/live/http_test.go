@@ -115,15 +115,18 @@ func TestPages(t *testing.T) {
 	}
 }
 
-// TestRealPages serves the embedded wall screen and checks that what it
-// loads is there.
+// TestRealPages serves the embedded wall screen and console and checks
+// that what they load is there.
 func TestRealPages(t *testing.T) {
 	e := newEnv(t, func(g *Gateway) { g.opts.Frontend = frontendstub.FS })
 	resp, body := get(t, e.srv.URL+"/", "")
-	if resp.StatusCode != 200 || !strings.Contains(body, `src="app.js"`) || !strings.Contains(body, `href="style.css"`) {
+	if resp.StatusCode != 200 || !strings.Contains(body, `src="wall.js"`) || !strings.Contains(body, `href="wall.css"`) {
 		t.Fatalf("GET / = %d %q", resp.StatusCode, body)
 	}
-	for _, p := range []string{"/app.js", "/style.css"} {
+	if resp, body := get(t, e.srv.URL+"/console", ""); resp.StatusCode != 200 || !strings.Contains(body, `src="console.js"`) {
+		t.Fatalf("GET /console = %d %q", resp.StatusCode, body)
+	}
+	for _, p := range []string{"/wall.js", "/console.js", "/live.js", "/i18n.js", "/base.css", "/wall.css", "/console.css"} {
 		if resp, _ := get(t, e.srv.URL+p, ""); resp.StatusCode != 200 {
 			t.Errorf("GET %s = %d", p, resp.StatusCode)
 		}

@@ -61,6 +61,7 @@ type env struct {
 	reg    *prometheus.Registry
 	srv    *httptest.Server
 	signer *auth.Signer
+	key    ed25519.PrivateKey
 	snap   *fakeSnapshot
 	w      *stream.Writer
 	cancel context.CancelFunc
@@ -78,7 +79,7 @@ func newEnv(t *testing.T, tweak func(*Gateway)) *env {
 		t.Fatal(err)
 	}
 	k := kafkatest.Start(t)
-	e := &env{t: t, k: k, reg: prometheus.NewRegistry(), signer: auth.NewSigner(priv), snap: &fakeSnapshot{}}
+	e := &env{t: t, k: k, reg: prometheus.NewRegistry(), signer: auth.NewSigner(priv), key: priv, snap: &fakeSnapshot{}}
 	e.g, err = New(Options{
 		Brokers:        k.Brokers,
 		Topics:         k.Topics,
@@ -208,6 +209,7 @@ func kase(id string, version int64, district, lead string, assist ...string) *ci
 type frame struct {
 	Type    string            `json:"type"`
 	Stream  string            `json:"stream"`
+	ID      string            `json:"id"`
 	Version int64             `json:"version"`
 	Message string            `json:"message"`
 	Items   []json.RawMessage `json:"items"`

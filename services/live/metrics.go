@@ -7,17 +7,23 @@ import (
 
 // metrics are the gateway's Prometheus metrics.
 type metrics struct {
-	connections    prometheus.Gauge
-	subscriptions  prometheus.Gauge
-	sent           *prometheus.CounterVec
-	resets         prometheus.Counter
-	closes         *prometheus.CounterVec
-	refused        *prometheus.CounterVec
-	badFrames      prometheus.Counter
-	snapshotErrors prometheus.Counter
-	deltas         *prometheus.CounterVec
-	undecodable    *prometheus.CounterVec
-	restarts       prometheus.Counter
+	connections   prometheus.Gauge
+	subscriptions prometheus.Gauge
+	sent          *prometheus.CounterVec
+	// The sent counter of each frame type, resolved once: the writers
+	// count every frame.
+	sentSnapshot, sentAlert, sentCase, sentRemoved, sentError, sentReset prometheus.Counter
+	deliveryLag                                                          prometheus.Histogram
+	dropped                                                              prometheus.Counter
+	tracked                                                              prometheus.Gauge
+	resets                                                               prometheus.Counter
+	closes                                                               *prometheus.CounterVec
+	refused                                                              *prometheus.CounterVec
+	badFrames                                                            prometheus.Counter
+	snapshotErrors                                                       prometheus.Counter
+	deltas                                                               *prometheus.CounterVec
+	undecodable                                                          *prometheus.CounterVec
+	restarts                                                             prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,9 +41,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cityhub_live_messages_sent_total",
 			Help: "Frames written to clients, by frame type.",
 		}, []string{"type"}),
+		deliveryLag: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cityhub_live_delivery_lag_seconds",
+			Help:    "Time from an alert's or case's updated_at to the moment its delta was written to a client.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}),
+		dropped: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_live_deltas_dropped_total",
+			Help: "Deltas held back during a snapshot and then not sent, because the snapshot or a later change superseded them.",
+		}),
+		tracked: f.NewGauge(prometheus.GaugeOpts{
+			Name: "cityhub_live_tracked_items",
+			Help: "Open alerts and cases whose last state the gateway keeps, to send removed frames.",
+		}),
 		resets: f.NewCounter(prometheus.CounterOpts{
 			Name: "cityhub_live_resets_total",
-			Help: "Clients reset and closed because they could not keep up.",
+			Help: "Clients reset and closed because their queue overflowed.",
 		}),
 		closes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "cityhub_live_closes_total",
@@ -68,8 +87,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Times following the topics failed and was started again.",
 		}),
 	}
-	for _, t := range []string{frameSnapshot, frameAlert, frameCase, frameError, frameReset} {
-		m.sent.WithLabelValues(t)
-	}
+	m.sentSnapshot = m.sent.WithLabelValues(frameSnapshot)
+	m.sentAlert = m.sent.WithLabelValues(frameAlert)
+	m.sentCase = m.sent.WithLabelValues(frameCase)
+	m.sentRemoved = m.sent.WithLabelValues(frameRemoved)
+	m.sentError = m.sent.WithLabelValues(frameError)
+	m.sentReset = m.sent.WithLabelValues(frameReset)
 	return m
 }

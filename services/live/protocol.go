@@ -27,6 +27,7 @@ const (
 	frameCase        = "case"
 	frameError       = "error"
 	frameReset       = "reset"
+	frameRemoved     = "removed"
 )
 
 // Bounds on what a subscribe frame may name.
@@ -46,6 +47,7 @@ type filterFields struct {
 	Districts   []string `json:"districts,omitempty"`
 	Departments []string `json:"departments,omitempty"`
 	MinSeverity string   `json:"min_severity,omitempty"`
+	States      []string `json:"states,omitempty"`
 }
 
 // request is a decoded, checked client frame.
@@ -61,6 +63,9 @@ type filter struct {
 	districts     []string
 	departments   []string
 	minSeverity   cityhubv1.Severity
+	// alertStates and caseStates are the states named in the filter, split
+	// by the stream they belong to.
+	alertStates, caseStates []string
 }
 
 // decodeFrame parses a client frame. Its errors are meant for the client:
@@ -112,12 +117,40 @@ func decodeFrame(b []byte) (request, error) {
 	if r.filter.departments, err = checkValues("departments", f.Filter.Departments); err != nil {
 		return request{}, err
 	}
+	states, err := checkValues("states", f.Filter.States)
+	if err != nil {
+		return request{}, err
+	}
+	for _, st := range states {
+		switch {
+		case alertStateName(st):
+			r.filter.alertStates = append(r.filter.alertStates, st)
+		case caseStateName(st):
+			r.filter.caseStates = append(r.filter.caseStates, st)
+		default:
+			return request{}, fmt.Errorf("filter.states: unknown state %q (want firing, pending or resolved for alerts; new, dispatched, accepted, handled, closed or cancelled for cases)", clip(st))
+		}
+	}
 	if f.Filter.MinSeverity != "" {
 		if r.filter.minSeverity, err = cityhubv1.ParseSeverity(f.Filter.MinSeverity); err != nil {
 			return request{}, fmt.Errorf("bad min_severity: unknown severity %q (want minor, moderate, severe or extreme)", clip(f.Filter.MinSeverity))
 		}
 	}
 	return r, nil
+}
+
+func alertStateName(s string) bool {
+	for _, st := range []cityhubv1.AlertState{cityhubv1.AlertState_ALERT_STATE_FIRING, cityhubv1.AlertState_ALERT_STATE_PENDING, cityhubv1.AlertState_ALERT_STATE_RESOLVED} {
+		if st.Name() == s {
+			return true
+		}
+	}
+	return false
+}
+
+func caseStateName(s string) bool {
+	_, err := cityhubv1.ParseCaseStatus(s)
+	return err == nil
 }
 
 // checkValues bounds a filter list and drops its duplicates.
@@ -188,6 +221,21 @@ type deltaFrame struct {
 	Type    string          `json:"type"`
 	Version int64           `json:"version"`
 	Data    json.RawMessage `json:"data"`
+}
+
+// removedFrame tells a subscriber that an item it holds has moved out of
+// its scope or filter at version Version: the client drops the item unless
+// it already holds a newer version.
+type removedFrame struct {
+	Type    string `json:"type"`
+	Stream  string `json:"stream"`
+	ID      string `json:"id"`
+	Version int64  `json:"version"`
+}
+
+func encodeRemoved(stream, id string, version int64) []byte {
+	b, _ := json.Marshal(removedFrame{Type: frameRemoved, Stream: stream, ID: id, Version: version}) // strings and numbers always encode
+	return b
 }
 
 type messageFrame struct {

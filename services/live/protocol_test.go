@@ -27,6 +27,9 @@ func TestDecodeFrame(t *testing.T) {
 		{name: "empty district", in: `{"type":"subscribe","streams":["alerts"],"filter":{"districts":[""]}}`, wantErr: "filter.districts"},
 		{name: "long district", in: `{"type":"subscribe","streams":["alerts"],"filter":{"districts":["` + strings.Repeat("d", 129) + `"]}}`, wantErr: "filter.districts"},
 		{name: "long type is clipped", in: `{"type":"` + strings.Repeat("t", 500) + `"}`, wantErr: "…"},
+		{name: "states of both streams", in: `{"type":"subscribe","streams":["alerts","cases"],"filter":{"states":["firing","new","dispatched","firing"]}}`,
+			want: request{filter: filter{alerts: true, cases: true, alertStates: []string{"firing"}, caseStates: []string{"new", "dispatched"}}}},
+		{name: "unknown state", in: `{"type":"subscribe","streams":["cases"],"filter":{"states":["open"]}}`, wantErr: `unknown state "open"`},
 		{name: "severity wrong type", in: `{"type":"subscribe","streams":["alerts"],"filter":{"min_severity":3}}`, wantErr: `"filter.min_severity" must be a string`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,7 +45,8 @@ func TestDecodeFrame(t *testing.T) {
 			}
 			if got.unsubscribe != tc.want.unsubscribe || got.filter.alerts != tc.want.filter.alerts || got.filter.cases != tc.want.filter.cases ||
 				!slices.Equal(got.filter.districts, tc.want.filter.districts) || !slices.Equal(got.filter.departments, tc.want.filter.departments) ||
-				got.filter.minSeverity != tc.want.filter.minSeverity {
+				got.filter.minSeverity != tc.want.filter.minSeverity ||
+				!slices.Equal(got.filter.alertStates, tc.want.filter.alertStates) || !slices.Equal(got.filter.caseStates, tc.want.filter.caseStates) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
@@ -75,6 +79,56 @@ func TestInScope(t *testing.T) {
 				t.Errorf("alert in scope = %v", got)
 			}
 		})
+	}
+}
+
+func TestFilterStates(t *testing.T) {
+	f := filter{alerts: true, cases: true, caseStates: []string{"new", "dispatched"}}
+	open := caseItem(kase("c", 1, "xuhui", "w"))
+	closed := caseItem(&cityhubv1.Case{Id: "c", Version: 2, Status: cityhubv1.CaseStatus_CASE_STATUS_CLOSED, District: "xuhui"})
+	firing := alertItem(alert("a", 1, "xuhui", cityhubv1.Severity_SEVERITY_MINOR, ""))
+	if !f.matches(open) || f.matches(closed) {
+		t.Error("case states not applied")
+	}
+	if !f.matches(firing) {
+		t.Error("case states filtered an alert")
+	}
+	f.alertStates = []string{"resolved"}
+	if f.matches(firing) {
+		t.Error("alert states not applied")
+	}
+}
+
+func TestTracker(t *testing.T) {
+	tr := newTracker()
+	c := func(v int64, lead string, st cityhubv1.CaseStatus) item {
+		k := kase("c", v, "xuhui", lead)
+		k.Status = st
+		return caseItem(k)
+	}
+	const dispatched, closed = cityhubv1.CaseStatus_CASE_STATUS_DISPATCHED, cityhubv1.CaseStatus_CASE_STATUS_CLOSED
+	if _, ok := tr.advance(c(1, "w", dispatched)); ok {
+		t.Error("a first change has a previous state")
+	}
+	if prev, ok := tr.advance(c(2, "t", dispatched)); !ok || prev.version != 1 || prev.depts[0] != "w" {
+		t.Errorf("advance to v2: prev %+v %v, want v1 of w", prev, ok)
+	}
+	if _, ok := tr.advance(c(2, "t", dispatched)); ok {
+		t.Error("a redelivered change has a previous state")
+	}
+	tr.seed([]item{c(9, "x", dispatched)}) // known: a snapshot does not overwrite the deltas
+	if prev, ok := tr.advance(c(3, "t", closed)); !ok || prev.version != 2 {
+		t.Errorf("advance to v3: prev %+v %v, want v2", prev, ok)
+	}
+	if tr.len() != 0 {
+		t.Error("a closed case is still tracked")
+	}
+	tr.seed([]item{c(4, "w", dispatched), caseItem(&cityhubv1.Case{Id: "shut", Version: 1, Status: closed})})
+	if prev, ok := tr.advance(c(5, "t", dispatched)); !ok || prev.version != 4 {
+		t.Errorf("after a seed: prev %+v %v, want the seeded v4", prev, ok)
+	}
+	if tr.len() != 1 {
+		t.Errorf("tracking %d items, want 1 (closed ones are not seeded)", tr.len())
 	}
 }
 

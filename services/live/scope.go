@@ -2,6 +2,7 @@ package live
 
 import (
 	"slices"
+	"time"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/platform/auth"
@@ -15,13 +16,25 @@ type item struct {
 	version  int64
 	district string
 	severity cityhubv1.Severity
+	// state is the alert state or the case status by name; open says
+	// whether the item belongs on a screen (a firing alert, an open case).
+	state string
+	open  bool
+	// updated is when the item last changed; zero when unknown.
+	updated time.Time
 	// depts are the departments with a part: for a case its lead, assists
 	// and parts, for an alert its dispatch's lead and assists.
 	depts []string
 }
 
 func alertItem(a *cityhubv1.Alert) item {
-	it := item{stream: streamAlerts, id: a.GetId(), version: a.GetVersion(), district: a.GetDistrict(), severity: a.GetSeverity()}
+	it := item{
+		stream: streamAlerts, id: a.GetId(), version: a.GetVersion(), district: a.GetDistrict(), severity: a.GetSeverity(),
+		state: a.GetState().Name(), open: a.GetState() == cityhubv1.AlertState_ALERT_STATE_FIRING,
+	}
+	if a.GetUpdatedAt() != nil {
+		it.updated = a.GetUpdatedAt().AsTime()
+	}
 	if d := a.GetDispatch(); d != nil {
 		it.depts = addDept(it.depts, d.GetLead())
 		for _, x := range d.GetAssist() {
@@ -32,7 +45,13 @@ func alertItem(a *cityhubv1.Alert) item {
 }
 
 func caseItem(c *cityhubv1.Case) item {
-	it := item{stream: streamCases, id: c.GetId(), version: c.GetVersion(), district: c.GetDistrict(), severity: c.GetSeverity()}
+	it := item{
+		stream: streamCases, id: c.GetId(), version: c.GetVersion(), district: c.GetDistrict(), severity: c.GetSeverity(),
+		state: c.GetStatus().Name(), open: c.GetStatus().Open(),
+	}
+	if c.GetUpdatedAt() != nil {
+		it.updated = c.GetUpdatedAt().AsTime()
+	}
 	it.depts = addDept(it.depts, c.GetLead())
 	for _, x := range c.GetAssist() {
 		it.depts = addDept(it.depts, x)
@@ -50,7 +69,7 @@ func addDept(ds []string, d string) []string {
 	return append(ds, d)
 }
 
-// inScope reports whether p may see it (DESIGN §4.6).
+// inScope reports whether p may see it, by the roles of ARCHITECTURE.md.
 func inScope(p *auth.Principal, it item) bool {
 	switch p.Role {
 	case auth.RoleCommander:
@@ -65,14 +84,16 @@ func inScope(p *auth.Principal, it item) bool {
 
 // matches reports whether it passes f. The minimum severity lets through an
 // item whose severity is unspecified (a case opened by hand may have none).
+// The states a filter names apply to the stream they belong to: naming only
+// alert states leaves the cases unfiltered by status, and the other way round.
 func (f filter) matches(it item) bool {
 	switch it.stream {
 	case streamAlerts:
-		if !f.alerts {
+		if !f.alerts || (len(f.alertStates) > 0 && !slices.Contains(f.alertStates, it.state)) {
 			return false
 		}
 	case streamCases:
-		if !f.cases {
+		if !f.cases || (len(f.caseStates) > 0 && !slices.Contains(f.caseStates, it.state)) {
 			return false
 		}
 	default:

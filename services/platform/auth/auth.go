@@ -18,7 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Role is what a caller may do (DESIGN §4.6).
+// Role is what a caller may do; ARCHITECTURE.md lists what each role sees and may do.
 type Role string
 
 const (

@@ -1,4 +1,4 @@
-// Package events decodes city events from their JSON form (DESIGN §4.1),
+// Package events decodes city events from their JSON form (ARCHITECTURE.md, "Events"),
 // validates every field against the catalog, and converts them to
 // cityhubv1.Event. Intake uses it for request bodies; rule tests use it for
 // the events they replay.

@@ -17,7 +17,7 @@ type Topics struct {
 	Cases     string
 }
 
-// DefaultTopics returns the topic names of DESIGN §4.2, each prefixed by
+// DefaultTopics returns the topic names of ARCHITECTURE.md's "Topics", each prefixed by
 // prefix (empty in production; tests against a shared broker use one).
 func DefaultTopics(prefix string) Topics {
 	return Topics{
