@@ -51,7 +51,7 @@ var (
 // Action is what an actor does to a case.
 type Action string
 
-// The actions of the workflow (DESIGN §4.5).
+// The actions of the workflow.
 const (
 	// Create opens a case (立案).
 	Create Action = "create"
