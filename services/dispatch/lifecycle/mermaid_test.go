@@ -8,17 +8,22 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the state diagram in ARCHITECTURE.md from the table")
+var update = flag.Bool("update", false, "rewrite the state diagrams in ARCHITECTURE.md and README.md from the table")
 
-const architecture = "../../../ARCHITECTURE.md"
+// documents are the files that show the state diagram, and the heading of
+// the section that holds it.
+var documents = []struct{ path, section string }{
+	{"../../../ARCHITECTURE.md", "\n### Cases\n"},
+	{"../../../README.md", "\n## The life of a case\n"},
+}
 
-// mermaidBlock finds the ```mermaid block of the "Cases" section of doc and
+// mermaidBlock finds the ```mermaid block of the section of doc and
 // returns the offsets of its body.
-func mermaidBlock(t *testing.T, doc []byte) (start, end int) {
+func mermaidBlock(t *testing.T, architecture, section string, doc []byte) (start, end int) {
 	t.Helper()
-	sec := bytes.Index(doc, []byte("\n### Cases\n"))
+	sec := bytes.Index(doc, []byte(section))
 	if sec < 0 {
-		t.Fatalf("%s has no \"### Cases\" section", architecture)
+		t.Fatalf("%s has no %q section", architecture, strings.TrimSpace(section))
 	}
 	next := bytes.Index(doc[sec+1:], []byte("\n#"))
 	if next < 0 {
@@ -28,7 +33,7 @@ func mermaidBlock(t *testing.T, doc []byte) (start, end int) {
 	}
 	open := bytes.Index(doc[sec:next], []byte("```mermaid\n"))
 	if open < 0 {
-		t.Fatalf("the Cases section of %s has no ```mermaid block", architecture)
+		t.Fatalf("the %q section of %s has no ```mermaid block", strings.TrimSpace(section), architecture)
 	}
 	start = sec + open + len("```mermaid\n")
 	close := bytes.Index(doc[start:next], []byte("```"))
@@ -38,24 +43,26 @@ func mermaidBlock(t *testing.T, doc []byte) (start, end int) {
 	return start, start + close
 }
 
-func TestMermaidMatchesArchitecture(t *testing.T) {
-	doc, err := os.ReadFile(architecture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start, end := mermaidBlock(t, doc)
+func TestMermaidMatchesDocuments(t *testing.T) {
 	want := Mermaid()
-	if string(doc[start:end]) == want {
-		return
-	}
-	if *update {
-		out := append(append(append([]byte{}, doc[:start]...), want...), doc[end:]...)
-		if err := os.WriteFile(architecture, out, 0o644); err != nil {
+	for _, d := range documents {
+		doc, err := os.ReadFile(d.path)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return
+		start, end := mermaidBlock(t, d.path, d.section, doc)
+		if string(doc[start:end]) == want {
+			continue
+		}
+		if *update {
+			out := append(append(append([]byte{}, doc[:start]...), want...), doc[end:]...)
+			if err := os.WriteFile(d.path, out, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Errorf("the state diagram in %s is not the table's; run\n\tgo test ./lifecycle -run TestMermaid -update\ngot:\n%s\nwant:\n%s", d.path, doc[start:end], want)
 	}
-	t.Errorf("the state diagram in %s is not the table's; run\n\tgo test ./lifecycle -run TestMermaid -update\ngot:\n%s\nwant:\n%s", architecture, doc[start:end], want)
 }
 
 func TestMermaidFollowsTheTable(t *testing.T) {
