@@ -287,3 +287,29 @@ func TestEmbeddedRestartKeepsCases(t *testing.T) {
 		t.Errorf("after restart xuhui has %d cases (HTTP %d), want 1", n, code)
 	}
 }
+
+// TestNoDevSignIn checks that --no-dev-signin closes the console's dev
+// sign-in of a hub that would otherwise offer it.
+func TestNoDevSignIn(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		h := startHub(t, hub.Options{DataDir: t.TempDir(), NoDevSignIn: off})
+		if h.info.DevSignIn == off {
+			t.Errorf("NoDevSignIn %v: Info.DevSignIn = %v", off, h.info.DevSignIn)
+		}
+		req, err := http.NewRequest("POST", h.info.URL+"/dev/signin", strings.NewReader(`{"role":"viewer"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", h.info.URL)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.StatusCode == http.StatusOK; got == off {
+			t.Errorf("NoDevSignIn %v: POST /dev/signin = %d", off, resp.StatusCode)
+		}
+		h.stop()
+	}
+}
