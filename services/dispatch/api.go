@@ -449,8 +449,8 @@ func (s *Service) act(w http.ResponseWriter, r *http.Request) {
 		badBody(w, err)
 		return
 	}
-	c, _, err := s.store.Get(r.Context(), id)
-	if errors.Is(err, casestore.ErrNotFound) || (err == nil && !visible(p, c)) {
+	c, err := s.caseFor(r.Context(), p, id)
+	if errors.Is(err, casestore.ErrNotFound) {
 		notFound(w)
 		return
 	}
@@ -466,9 +466,25 @@ func (s *Service) act(w http.ResponseWriter, r *http.Request) {
 		s.merge(w, r, p, c, body, req)
 		return
 	}
+	// The scope is checked again on the very case the change is computed
+	// from: when the write succeeds, that was the case as it is.
 	change, err := s.store.Update(r.Context(), id, body.ExpectedVersion, body.RequestID, func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error) {
+		if !visible(p, c) {
+			return nil, errOutOfScope
+		}
 		return lifecycle.Apply(c, req, actor(p), s.opts.Now())
 	})
+	if errors.Is(err, casestore.ErrConflict) {
+		// The case moved on since the copy the scope was checked on; a
+		// caller that can no longer see it is not told it exists.
+		if cur, rerr := s.store.Recent(r.Context(), id); rerr == nil && !visible(p, cur) {
+			err = errOutOfScope
+		}
+	}
+	if errors.Is(err, errOutOfScope) {
+		notFound(w)
+		return
+	}
 	if err != nil {
 		s.actionFailed(w, string(req.Action), err)
 		return
@@ -479,6 +495,29 @@ func (s *Service) act(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.actions.WithLabelValues(string(req.Action), "ok").Inc()
 	httperr.WriteJSON(w, http.StatusOK, s.answer(change.GetCase(), p))
+}
+
+// errOutOfScope refuses an action on a case the caller may not see; it is
+// answered as if the case did not exist.
+var errOutOfScope = errors.New("case outside the caller's scope")
+
+// caseFor returns case id for an action by p, who must be able to see it
+// (casestore.ErrNotFound otherwise). It is the copy the store holds when
+// there is one, which makes the action's Update one round trip (the update
+// script checks that the copy is current); a refusal is decided on the
+// case as Redis holds it, never on a copy that may be stale.
+func (s *Service) caseFor(ctx context.Context, p *auth.Principal, id string) (*cityhubv1.Case, error) {
+	c, err := s.store.Recent(ctx, id)
+	if err != nil || visible(p, c) {
+		return c, err // a case not found was looked for in Redis
+	}
+	if c, err = s.store.Current(ctx, id); err != nil {
+		return nil, err
+	}
+	if !visible(p, c) {
+		return nil, casestore.ErrNotFound
+	}
+	return c, nil
 }
 
 // complete fills in what a parsed request needs from the catalog and the
@@ -519,6 +558,17 @@ func (s *Service) complete(req *lifecycle.Request, body ActionRequest, c *cityhu
 // finishes it.
 func (s *Service) merge(w http.ResponseWriter, r *http.Request, p *auth.Principal, dup *cityhubv1.Case, body ActionRequest, req lifecycle.Request) {
 	ctx, now, by := r.Context(), s.opts.Now(), actor(p)
+	// A merge refuses early on what the duplicate and the target are, so it
+	// reads both as Redis holds them rather than trust kept copies.
+	dup, err := s.store.Current(ctx, dup.GetId())
+	if errors.Is(err, casestore.ErrNotFound) || (err == nil && !visible(p, dup)) {
+		notFound(w)
+		return
+	}
+	if err != nil {
+		s.internal(w, "read case", err)
+		return
+	}
 	if dup.GetVersion() == body.ExpectedVersion {
 		// Refuse now what the second step would refuse, before the target
 		// is touched.
@@ -527,7 +577,7 @@ func (s *Service) merge(w http.ResponseWriter, r *http.Request, p *auth.Principa
 			return
 		}
 	}
-	target, _, err := s.store.Get(ctx, req.Into)
+	target, err := s.store.Current(ctx, req.Into)
 	if errors.Is(err, casestore.ErrNotFound) || (err == nil && !visible(p, target)) {
 		badBody(w, &fieldError{"into", "no such case"})
 		return
@@ -544,7 +594,8 @@ func (s *Service) merge(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		if !errors.Is(err, casestore.ErrConflict) {
 			break
 		}
-		if target, _, err = s.store.Get(ctx, req.Into); err != nil {
+		// The conflict brought the case as it is now into the store.
+		if target, err = s.store.Recent(ctx, req.Into); err != nil {
 			break
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
@@ -64,6 +65,9 @@ type harness struct {
 	svc    *dispatch.Service
 	signer *auth.Signer
 	api    *httptest.Server
+	// verifier and cat are kept for replica.
+	verifier *auth.Verifier
+	cat      *catalog.Catalog
 
 	mu    sync.Mutex
 	clock time.Time
@@ -97,31 +101,51 @@ func start(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.signer = auth.NewSigner(priv)
+	h.signer, h.verifier, h.cat = auth.NewSigner(priv), verifier, cat
 	h.writer, err = stream.NewWriter(stream.WriterOptions{Brokers: h.k.Brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.writer.Close() })
+	h.serve(h.redis.Client)
+	return h
+}
+
+// serve starts the service on rdb and its API.
+func (h *harness) serve(rdb redis.UniversalClient) {
+	h.t.Helper()
+	var err error
 	h.svc, err = dispatch.New(dispatch.Options{
 		Brokers:    h.k.Brokers,
 		Topics:     h.k.Topics,
 		Group:      kafkatest.Group("dispatch"),
-		Redis:      h.redis.Client,
+		Redis:      rdb,
 		Writer:     h.writer,
-		Catalog:    cat,
-		Verifier:   verifier,
+		Catalog:    h.cat,
+		Verifier:   h.verifier,
 		Registerer: prometheus.NewRegistry(),
 		Now:        h.now,
 	})
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	h.svc.Routes(mux)
 	h.api = httptest.NewServer(mux)
-	t.Cleanup(h.api.Close)
-	return h
+	h.t.Cleanup(h.api.Close)
+}
+
+// replica starts another instance of the service, with its API, on the same
+// Kafka and Redis (through rdb, h's client when nil), as a second process
+// would be: it shares nothing with h in memory.
+func (h *harness) replica(rdb redis.UniversalClient) *harness {
+	h.t.Helper()
+	if rdb == nil {
+		rdb = h.redis.Client
+	}
+	r := &harness{t: h.t, k: h.k, redis: h.redis, writer: h.writer, signer: h.signer, verifier: h.verifier, cat: h.cat, clock: h.now()}
+	r.serve(rdb)
+	return r
 }
 
 // run starts the alert consumer until the test ends.

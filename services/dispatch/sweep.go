@@ -85,7 +85,10 @@ func (s *Service) sweepCase(ctx context.Context, cl casestore.Claimed, now time.
 	n, retries := 0, 0
 	var notBefore time.Time
 	for n < momentsPerCase {
-		c, _, err := s.store.Get(ctx, cl.ID)
+		// Read afresh: what is due is decided on the case as it is, since a
+		// kept copy that went stale could hide a moment. The Update below
+		// then finds the case in the store's cache and is one round trip.
+		c, err := s.store.Current(ctx, cl.ID)
 		if errors.Is(err, casestore.ErrNotFound) {
 			break
 		}

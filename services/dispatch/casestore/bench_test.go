@@ -17,6 +17,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/dispatch/lifecycle"
+	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/redisclient"
 	"github.com/cityhub/cityhub/services/platform/redistest"
 )
@@ -30,21 +33,42 @@ const benchClients = 16
 // ratio (the goal is at least 0.85).
 //
 // The store side: benchClients goroutines, each owning one case, each doing
-// comment transitions (version n → n+1) through Update, which reads the case
-// and its request log in one pipeline, applies the change in Go, encodes it
-// and runs the script.
+// comment transitions (version n → n+1) through Update. The store holds each
+// case from its creation and then from its own last write, so a transition
+// is what it is in the API for a case the service holds: the change applied
+// in Go to a copy of the case, encoded, and the script run once. The change
+// is either a bare function that stamps the case and writes the entry
+// (change=comment) or lifecycle.Apply of a dispatcher's comment
+// (change=lifecycle), as the API's action handler runs it.
 //
 // The baseline side: redis-benchmark sends the script's arguments for the
 // same comment transition (same index keys, payloads of the same sizes; see
 // baselineArgs), but each call names a case hash drawn with __rand_int__
-// among many pre-created at version 1, so that the version check passes
-// and the call does the full write. A hash drawn twice answers a conflict
+// among many pre-created at version 1 with the digest the call expects, so
+// that the version and digest checks pass and the call does the full write. A hash drawn twice answers a conflict
 // instead, which is cheaper: with the keyspace 20× the request count that
 // is about 2.5% of calls (reported as baseline_applied), and it flatters
 // the baseline, not the store. redis-benchmark cannot pass bytes containing
 // NUL, so the protobuf payloads are filler of the same length: the script
 // treats them as opaque.
 func BenchmarkTransitions(b *testing.B) {
+	b.Run("change=comment", func(b *testing.B) { benchTransitions(b, comment) })
+	// As the API applies an action: the state machine checks the table,
+	// the role and the part on a copy, then stamps the case.
+	b.Run("change=lifecycle", func(b *testing.B) {
+		by := lifecycle.Actor{Subject: "dispatcher-1", Role: auth.RoleDispatcher}
+		benchTransitions(b, func(rid string, at time.Time) UpdateFunc {
+			req := lifecycle.Request{Action: lifecycle.Comment, Note: "note from " + rid}
+			return func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error) {
+				return lifecycle.Apply(c, req, by, at)
+			}
+		})
+	})
+}
+
+// benchTransitions runs BenchmarkTransitions with change making each
+// transition's change.
+func benchTransitions(b *testing.B, change func(rid string, at time.Time) UpdateFunc) {
 	bin, err := exec.LookPath("redis-benchmark")
 	if err != nil {
 		b.Fatal("redis-benchmark not found: install it (Debian: apt-get install redis-tools)")
@@ -78,7 +102,7 @@ func BenchmarkTransitions(b *testing.B) {
 			v := int64(1)
 			for next.Add(1) <= int64(b.N) {
 				rid := fmt.Sprintf("g%d-%d", i, v)
-				if _, err := s.Update(ctx, id, v, rid, comment(rid, t0)); err != nil {
+				if _, err := s.Update(ctx, id, v, rid, change(rid, t0)); err != nil {
 					b.Error(err)
 					return
 				}
@@ -94,8 +118,8 @@ func BenchmarkTransitions(b *testing.B) {
 	// The baseline, on the same server.
 	requests := max(b.N, 20000)
 	keyspace := 20 * requests
-	args, caseBytes, zaddsPerCall := baselineArgs(b, srv)
-	if err := precreate(ctx, srv, keyspace, caseBytes); err != nil {
+	args, caseBytes, digest, zaddsPerCall := baselineArgs(b, srv, change)
+	if err := precreate(ctx, srv, keyspace, caseBytes, digest); err != nil {
 		b.Fatal(err)
 	}
 	zaddBefore := commandCalls(b, srv.Client)["zadd"]
@@ -179,10 +203,10 @@ func (c *scriptCapture) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 //   - everything else (history, request log, indexes, timers, the case id
 //     as index member) stays that one case's, growing as a real case's do.
 //
-// It also returns the size of the case body and the ZADDs the script ran
-// for the real transition: a baseline call that passed the version check
-// runs as many.
-func baselineArgs(b *testing.B, srv *redistest.Server) (args []string, caseBytes int, zadds int64) {
+// It also returns the size of the case body and its digest (the one the
+// call expects), and the ZADDs the script ran for the real transition: a
+// baseline call that passed the version check runs as many.
+func baselineArgs(b *testing.B, srv *redistest.Server, change func(string, time.Time) UpdateFunc) (args []string, caseBytes int, digest string, zadds int64) {
 	ctx := context.Background()
 	rdb, err := redisclient.New(srv.URL)
 	if err != nil {
@@ -196,11 +220,12 @@ func baselineArgs(b *testing.B, srv *redistest.Server) (args []string, caseBytes
 	if _, _, err := s.Create(ctx, c, e); err != nil {
 		b.Fatal(err)
 	}
-	caseBytes = len(mustBody(b, srv, c.Id))
+	body := mustBody(b, srv, c.Id)
+	caseBytes, digest = len(body), digestOf(body)
 	capture.args = nil
 	before := commandCalls(b, srv.Client)["zadd"]
 	const rid = "capture-request"
-	if _, err := s.Update(ctx, c.Id, 1, rid, comment(rid, t0)); err != nil {
+	if _, err := s.Update(ctx, c.Id, 1, rid, change(rid, t0)); err != nil {
 		b.Fatal(err)
 	}
 	zadds = commandCalls(b, srv.Client)["zadd"] - before
@@ -223,7 +248,7 @@ func baselineArgs(b *testing.B, srv *redistest.Server) (args []string, caseBytes
 		}
 		args = append(args, v)
 	}
-	return args, caseBytes, zadds
+	return args, caseBytes, digest, zadds
 }
 
 func mustBody(b *testing.B, srv *redistest.Server, id string) []byte {
@@ -244,16 +269,17 @@ func printable(s string) bool {
 	return true
 }
 
-// precreate makes n case hashes at version 1, with a body of caseBytes,
-// under the names the baseline draws from (redis-benchmark pads
-// __rand_int__ to 12 digits).
-func precreate(ctx context.Context, srv *redistest.Server, n, caseBytes int) error {
+// precreate makes n case hashes at version 1, with a body of caseBytes and
+// the digest the baseline's call expects (so that the script compares it as
+// for a real case), under the names the baseline draws from
+// (redis-benchmark pads __rand_int__ to 12 digits).
+func precreate(ctx context.Context, srv *redistest.Server, n, caseBytes int, digest string) error {
 	const chunk = 10000
 	body := strings.Repeat("x", caseBytes)
 	for start := 0; start < n; start += chunk {
 		pipe := srv.Client.Pipeline()
 		for i := start; i < min(start+chunk, n); i++ {
-			pipe.HSet(ctx, caseKey("xuhui", fmt.Sprintf("bench-%012d", i)), "pb", body, "v", "1", "s", "dispatched")
+			pipe.HSet(ctx, caseKey("xuhui", fmt.Sprintf("bench-%012d", i)), "pb", body, "v", "1", "s", "dispatched", "h", digest)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return fmt.Errorf("pre-create baseline cases: %w", err)

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,12 +111,12 @@ func indexes(c *cityhubv1.Case) []string {
 }
 
 // departments returns the lead and the assisting departments of c, each once.
+// A case has a handful, so a scan of out beats a map; this runs twice per
+// transition.
 func departments(c *cityhubv1.Case) []string {
-	var out []string
-	seen := map[string]bool{}
+	out := make([]string, 0, 2+len(c.GetAssist()))
 	add := func(d string) {
-		if d != "" && !seen[d] {
-			seen[d] = true
+		if d != "" && !slices.Contains(out, d) {
 			out = append(out, d)
 		}
 	}

@@ -16,16 +16,20 @@ import "github.com/redis/go-redis/v9"
 //	ARGV[9] case id            ARGV[10] nrem                     ARGV[11] nadd
 //	ARGV[12] "1" when KEYS[4] is to be set
 //	ARGV[13] when the case's timer is due (Unix ms), or "" for no timer
+//	ARGV[14] digest of the case the change was computed from (update only)
+//	ARGV[15] digest of the case bytes ARGV[4] (see digestOf)
 //
 // Every key shares the district's hash tag. A script may run twice when a
 // reply is lost, so each decides from what Redis holds whether it already
 // ran: the request log, the origin key and the version say so. The timer is
 // written with the case, in the same script, so a change can never leave a
 // case without the timer its clocks need (the hash keeps it as field t for
-// Release).
+// Release). The hash keeps the digest of its case as field h; a case
+// written before digests were kept has none, and is checked by version
+// alone until its next write.
 const writeCaseLua = `
 local function writeCase()
-  redis.call('HSET', KEYS[1], 'pb', ARGV[4], 'v', ARGV[3], 's', ARGV[7], 't', ARGV[13])
+  redis.call('HSET', KEYS[1], 'pb', ARGV[4], 'v', ARGV[3], 's', ARGV[7], 't', ARGV[13], 'h', ARGV[15])
   if ARGV[13] ~= '' then redis.call('ZADD', KEYS[5], ARGV[13], ARGV[9])
   else redis.call('ZREM', KEYS[5], ARGV[9]) end
   local nrem, nadd = tonumber(ARGV[10]), tonumber(ARGV[11])
@@ -50,16 +54,25 @@ redis.call('SET', KEYS[4], ARGV[9])
 return {'ok', ARGV[5]}
 `)
 
-// updateScript applies one change when the case is still at the expected
-// version; a request id seen before answers with the first reply.
+// updateScript applies one change when the case is still exactly the one
+// the change was computed from: at the expected version and with the
+// expected digest. It is the whole of a transition, so the caller need not
+// read the case first when it holds a copy. The request id is checked
+// before the version: a request whose first run succeeded (and moved the
+// version on) answers with its first reply, never a conflict. A conflict
+// answers {"conflict", version, case bytes}, so the caller can decide again
+// without reading.
 var updateScript = redis.NewScript(writeCaseLua + `
 if ARGV[1] ~= '' then
   local prev = redis.call('HGET', KEYS[3], ARGV[1])
   if prev then return {'dup', prev} end
 end
-local cur = version()
-if cur == 0 then return {'missing', '0'} end
-if cur ~= tonumber(ARGV[2]) then return {'conflict', tostring(cur)} end
+local cur = redis.call('HMGET', KEYS[1], 'v', 'h')
+local v = tonumber(cur[1] or '0')
+if v == 0 then return {'missing', '0'} end
+if v ~= tonumber(ARGV[2]) or (cur[2] and cur[2] ~= '' and cur[2] ~= ARGV[14]) then
+  return {'conflict', tostring(v), redis.call('HGET', KEYS[1], 'pb')}
+end
 writeCase()
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[5]) end

@@ -3,6 +3,9 @@
 // the API lists by. Every write is one Lua script over keys that share the
 // case's district as hash tag, so a store works on one Redis or on Redis
 // Cluster alike, and a script that runs twice changes nothing the second time.
+// A change is that one script and nothing else when the store holds the
+// case at the version the change starts from (cache.go): the script checks
+// the version, the digest of the case and the request id itself.
 //
 // The same scripts keep each district's timer set, so that a case's
 // deadlines are watched from the moment its change is stored; Claim and
@@ -14,11 +17,13 @@ package casestore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -42,15 +47,22 @@ var (
 const restoreAttempts = 16
 
 // Store reads and writes cases. It is safe for concurrent use.
+//
+// A Store keeps the cases it read or wrote last (a few thousand, least
+// recently used out) so that a change of one of them costs one round trip;
+// see Update. Several stores on one Redis (replicas of a service) are fine:
+// a copy another one made stale costs a conflict or a second round trip,
+// never a lost update.
 type Store struct {
 	rdb       redis.UniversalClient
 	districts []string
+	cache     *lru
 }
 
 // New returns a Store on rdb. districts are the codes of every district of
 // the city: OpenCases and List without a district filter look at these.
 func New(rdb redis.UniversalClient, districts []string) *Store {
-	return &Store{rdb: rdb, districts: append([]string(nil), districts...)}
+	return &Store{rdb: rdb, districts: append([]string(nil), districts...), cache: newLRU(cacheSize)}
 }
 
 // Districts returns the district codes the store was given.
@@ -73,7 +85,7 @@ func (s *Store) Create(ctx context.Context, c *cityhubv1.Case, entry *cityhubv1.
 		return nil, false, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	change = &cityhubv1.CaseChange{Case: c, Change: entry}
-	w, err := newWrite(c, entry, change, 0)
+	w, err := newWrite(c, entry, 0)
 	if err != nil {
 		return nil, false, err
 	}
@@ -85,6 +97,7 @@ func (s *Store) Create(ctx context.Context, c *cityhubv1.Case, entry *cityhubv1.
 	}
 	switch res.status {
 	case "ok":
+		s.cache.put(seen{c: proto.CloneOf(c), digest: w.digest}) // the caller keeps c
 		return change, true, nil
 	case "exists":
 		first, err := s.creation(ctx, res.value, entry.GetRequestId())
@@ -129,18 +142,97 @@ func (s *Store) creation(ctx context.Context, id, requestID string) (*cityhubv1.
 // and returns the audit entry that describes the change. Update sets the
 // version of both; the function sets everything else. An error from it is
 // returned by Update as it is.
+//
+// Update may call the function on a copy the store kept, before the update
+// script tells whether the request is a repeat or the copy is stale: then
+// its result is thrown away and, when it failed, it is called again on the
+// case as Redis holds it. It must therefore change nothing but c.
 type UpdateFunc func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error)
+
+// updateAttempts bounds how often one Update computes its change: on a
+// copy the store kept, then, should that copy turn out stale in content or
+// the function refuse it, on the case read afresh.
+const updateAttempts = 2
 
 // Update changes case id from version expected to expected+1 with fn. A
 // requestID that already changed the case returns the change it made then,
 // and changes nothing, whatever the case's version is now; an empty
 // requestID is never deduplicated. It fails with ErrNotFound when there is no
 // such case and ErrConflict when the case is not at version expected.
+//
+// When the store holds the case at version expected (it read or wrote it
+// lately: see Recent), Update is one round trip, the update script, which
+// checks the request id, the version and the digest of the case the change
+// was computed from, and writes everything. Otherwise it first reads the
+// case and the request log in one pipeline. The case of the returned
+// change is shared with the store's cache: do not modify it.
 func (s *Store) Update(ctx context.Context, id string, expected int64, requestID string, fn UpdateFunc) (*cityhubv1.CaseChange, error) {
 	district, ok := DistrictOf(id)
 	if !ok {
 		return nil, ErrNotFound
 	}
+	// fromCache: base is a kept copy, not read in this call, so a refusal
+	// computed from it may be stale. needRead: there is no base yet.
+	base, fromCache := s.cache.get(id)
+	fromCache = fromCache && base.c.GetVersion() == expected
+	needRead := !fromCache
+	for attempt := 1; ; attempt++ {
+		if needRead {
+			var dup *cityhubv1.CaseChange
+			var err error
+			if base, dup, err = s.readForUpdate(ctx, district, id, requestID); err != nil || dup != nil {
+				return dup, err
+			}
+			if v := base.c.GetVersion(); v != expected {
+				return nil, fmt.Errorf("%w: case %s is at version %d, not %d", ErrConflict, id, v, expected)
+			}
+		}
+		change, w, err := prepare(base, requestID, fn)
+		if err != nil {
+			if fromCache {
+				// Decide again on the case as Redis holds it, after looking
+				// for a first answer to the request, as a read-first
+				// update would have.
+				needRead, fromCache = true, false
+				continue
+			}
+			return nil, err
+		}
+		res, err := w.run(ctx, s.rdb, updateScript)
+		if err != nil {
+			return nil, fmt.Errorf("update case %s: %w", id, err)
+		}
+		switch res.status {
+		case "ok":
+			s.cache.put(seen{c: change.GetCase(), digest: w.digest})
+			return change, nil
+		case "dup":
+			return decodeChange([]byte(res.value))
+		case "missing":
+			s.cache.drop(id)
+			return nil, ErrNotFound
+		case "conflict":
+			cur, err := decodeSeen(id, res.body)
+			if err != nil {
+				return nil, err
+			}
+			s.cache.put(cur)
+			if v := cur.c.GetVersion(); v != expected || attempt >= updateAttempts {
+				return nil, fmt.Errorf("%w: case %s is at version %d, not %d", ErrConflict, id, v, expected)
+			}
+			// Same version, other bytes: Redis lost the write the copy came
+			// from and the case moved on to this version again. Decide on
+			// what it holds now; the script already found the request new.
+			base, needRead, fromCache = cur, false, false
+			continue
+		}
+		return nil, fmt.Errorf("update case %s: unexpected reply %q", id, res.status)
+	}
+}
+
+// readForUpdate reads case id and, in the same pipeline, the answer kept
+// for requestID: dup is that answer when the request was seen before.
+func (s *Store) readForUpdate(ctx context.Context, district, id, requestID string) (base seen, dup *cityhubv1.CaseChange, err error) {
 	pipe := s.rdb.Pipeline()
 	cur := pipe.HGet(ctx, caseKey(district, id), "pb")
 	var prev *redis.StringCmd
@@ -148,60 +240,102 @@ func (s *Store) Update(ctx context.Context, id string, expected int64, requestID
 		prev = pipe.HGet(ctx, requestsKey(district, id), requestID)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read case %s: %w", id, err)
+		return seen{}, nil, fmt.Errorf("read case %s: %w", id, err)
 	}
 	if prev != nil {
 		if b, err := prev.Bytes(); err == nil {
-			return decodeChange(b)
+			dup, err := decodeChange(b)
+			return seen{}, dup, err
 		}
 	}
 	b, err := cur.Bytes()
 	if errors.Is(err, redis.Nil) {
+		s.cache.drop(id)
+		return seen{}, nil, ErrNotFound
+	}
+	if err != nil {
+		return seen{}, nil, fmt.Errorf("read case %s: %w", id, err)
+	}
+	if base, err = decodeSeen(id, b); err != nil {
+		return seen{}, nil, err
+	}
+	s.cache.put(base)
+	return base, nil, nil
+}
+
+// prepare computes the change fn makes to base and the script call that
+// stores it.
+func prepare(base seen, requestID string, fn UpdateFunc) (*cityhubv1.CaseChange, *write, error) {
+	old := base.c
+	c := proto.CloneOf(old)
+	entry, err := fn(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if entry == nil {
+		return nil, nil, fmt.Errorf("%w: a change of %s has no audit entry", ErrInvalid, old.GetId())
+	}
+	if c.GetId() != old.GetId() || c.GetDistrict() != old.GetDistrict() {
+		return nil, nil, fmt.Errorf("%w: an update may not change a case's id or district", ErrInvalid)
+	}
+	c.Version = old.GetVersion() + 1
+	entry.Version = c.Version
+	entry.RequestId = requestID
+	w, err := newWrite(c, entry, old.GetVersion())
+	if err != nil {
+		return nil, nil, err
+	}
+	w.requestID, w.baseDigest = requestID, base.digest
+	w.remove, w.add = indexes(old), indexes(c)
+	return &cityhubv1.CaseChange{Case: c, Change: entry}, w, nil
+}
+
+// Recent returns case id as the store last saw it: from its cache when it
+// read or wrote the case lately, else read from Redis. The copy may be
+// older than what Redis holds now; it is what to base an Update on (which
+// is then one round trip, and conflicts when the copy was stale), not what
+// to refuse a request on: confirm a refusal with Current. The case is
+// shared with the store's cache: do not modify it.
+func (s *Store) Recent(ctx context.Context, id string) (*cityhubv1.Case, error) {
+	if sn, ok := s.cache.get(id); ok {
+		return sn.c, nil
+	}
+	return s.Current(ctx, id)
+}
+
+// Current reads case id from Redis (without its history) and keeps it in
+// the store's cache. The case is shared with that cache: do not modify it.
+func (s *Store) Current(ctx context.Context, id string) (*cityhubv1.Case, error) {
+	district, ok := DistrictOf(id)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	b, err := s.rdb.HGet(ctx, caseKey(district, id), "pb").Bytes()
+	if errors.Is(err, redis.Nil) {
+		s.cache.drop(id)
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read case %s: %w", id, err)
 	}
-	old := new(cityhubv1.Case)
-	if err := proto.Unmarshal(b, old); err != nil {
-		return nil, fmt.Errorf("decode case %s: %w", id, err)
-	}
-	if old.GetVersion() != expected {
-		return nil, fmt.Errorf("%w: case %s is at version %d, not %d", ErrConflict, id, old.GetVersion(), expected)
-	}
-	c := proto.CloneOf(old)
-	entry, err := fn(c)
+	sn, err := decodeSeen(id, b)
 	if err != nil {
 		return nil, err
 	}
-	if c.GetId() != id || c.GetDistrict() != district {
-		return nil, fmt.Errorf("%w: an update may not change a case's id or district", ErrInvalid)
+	s.cache.put(sn)
+	return sn.c, nil
+}
+
+// decodeSeen decodes the stored bytes b of case id.
+func decodeSeen(id string, b []byte) (seen, error) {
+	c := new(cityhubv1.Case)
+	if err := proto.Unmarshal(b, c); err != nil {
+		return seen{}, fmt.Errorf("decode case %s: %w", id, err)
 	}
-	c.Version = expected + 1
-	entry.Version = c.Version
-	entry.RequestId = requestID
-	change := &cityhubv1.CaseChange{Case: c, Change: entry}
-	w, err := newWrite(c, entry, change, expected)
-	if err != nil {
-		return nil, err
+	if c.GetId() != id {
+		return seen{}, fmt.Errorf("decode case %s: it holds case %q", id, c.GetId())
 	}
-	w.requestID = requestID
-	w.remove, w.add = indexes(old), indexes(c)
-	res, err := w.run(ctx, s.rdb, updateScript)
-	if err != nil {
-		return nil, fmt.Errorf("update case %s: %w", id, err)
-	}
-	switch res.status {
-	case "ok":
-		return change, nil
-	case "dup":
-		return decodeChange([]byte(res.value))
-	case "missing":
-		return nil, ErrNotFound
-	case "conflict":
-		return nil, fmt.Errorf("%w: case %s is at version %s, not %d", ErrConflict, id, res.value, expected)
-	}
-	return nil, fmt.Errorf("update case %s: unexpected reply %q", id, res.status)
+	return seen{c: c, digest: digestOf(b)}, nil
 }
 
 // Restore writes a change as published on city.cases.v1: the case when it is
@@ -221,7 +355,7 @@ func (s *Store) Restore(ctx context.Context, change *cityhubv1.CaseChange) error
 		if err != nil {
 			return err
 		}
-		w, err := newWrite(c, entry, change, old.GetVersion())
+		w, err := newWrite(c, entry, old.GetVersion())
 		if err != nil {
 			return err
 		}
@@ -262,7 +396,8 @@ func (s *Store) current(ctx context.Context, district, id string) (*cityhubv1.Ca
 	return c, nil
 }
 
-// Get returns case id and its history, oldest first.
+// Get returns case id and its history, oldest first, and keeps the case in
+// the store's cache (see Recent).
 func (s *Store) Get(ctx context.Context, id string) (*cityhubv1.Case, []*cityhubv1.AuditEntry, error) {
 	district, ok := DistrictOf(id)
 	if !ok {
@@ -281,10 +416,12 @@ func (s *Store) Get(ctx context.Context, id string) (*cityhubv1.Case, []*cityhub
 	if err != nil {
 		return nil, nil, fmt.Errorf("read case %s: %w", id, err)
 	}
-	c := new(cityhubv1.Case)
-	if err := proto.Unmarshal(b, c); err != nil {
-		return nil, nil, fmt.Errorf("decode case %s: %w", id, err)
+	sn, err := decodeSeen(id, b)
+	if err != nil {
+		return nil, nil, err
 	}
+	s.cache.put(sn)
+	c := proto.CloneOf(sn.c) // the caller may change its copy
 	entries := make([]*cityhubv1.AuditEntry, 0, len(hist.Val()))
 	for _, raw := range hist.Val() {
 		e := new(cityhubv1.AuditEntry)
@@ -389,11 +526,28 @@ type write struct {
 	requestID, origin      string
 	setOrigin              bool
 	remove, add            []string
+	// digest names caseB; baseDigest the case the change was computed
+	// from (updates only).
+	digest, baseDigest string
 }
 
-type reply struct{ status, value string }
+// reply is a script's answer: a status, a value, and for a conflict the
+// case as stored.
+type reply struct {
+	status, value string
+	body          []byte
+}
 
-func newWrite(c *cityhubv1.Case, entry *cityhubv1.AuditEntry, change *cityhubv1.CaseChange, base int64) (*write, error) {
+// Field numbers of CaseChange, for encoding it from its parts.
+var (
+	changeCaseField  = (&cityhubv1.CaseChange{}).ProtoReflect().Descriptor().Fields().ByName("case").Number()
+	changeEntryField = (&cityhubv1.CaseChange{}).ProtoReflect().Descriptor().Fields().ByName("change").Number()
+)
+
+// newWrite encodes case c, its entry and the CaseChange of the two. The
+// change is put together from the encodings of its parts, which is what
+// a deterministic Marshal of it produces, without encoding both again.
+func newWrite(c *cityhubv1.Case, entry *cityhubv1.AuditEntry, base int64) (*write, error) {
 	w := &write{c: c, base: base, requestID: entry.GetRequestId()}
 	var err error
 	opts := proto.MarshalOptions{Deterministic: true}
@@ -403,9 +557,12 @@ func newWrite(c *cityhubv1.Case, entry *cityhubv1.AuditEntry, change *cityhubv1.
 	if w.entryB, err = opts.Marshal(entry); err != nil {
 		return nil, fmt.Errorf("encode entry of %s: %w", c.GetId(), err)
 	}
-	if w.changeB, err = opts.Marshal(change); err != nil {
-		return nil, fmt.Errorf("encode change of %s: %w", c.GetId(), err)
-	}
+	b := make([]byte, 0, len(w.caseB)+len(w.entryB)+2*(1+binary.MaxVarintLen64))
+	b = protowire.AppendTag(b, changeCaseField, protowire.BytesType)
+	b = protowire.AppendBytes(b, w.caseB)
+	b = protowire.AppendTag(b, changeEntryField, protowire.BytesType)
+	w.changeB = protowire.AppendBytes(b, w.entryB)
+	w.digest = digestOf(w.caseB)
 	return w, nil
 }
 
@@ -433,17 +590,23 @@ func (w *write) run(ctx context.Context, rdb redis.UniversalClient, script *redi
 		w.caseB, w.changeB, w.entryB,
 		w.c.GetStatus().Name(), score(w.c), id,
 		len(w.remove), len(w.add), setOrigin, timerScore(w.c),
+		w.baseDigest, w.digest,
 	}
 	v, err := script.Run(ctx, rdb, keys, args...).Slice()
 	if err != nil {
 		return reply{}, err
 	}
-	if len(v) != 2 {
+	if len(v) < 2 {
 		return reply{}, fmt.Errorf("script replied %v", v)
 	}
-	status, _ := v[0].(string)
-	value, _ := v[1].(string)
-	return reply{status, value}, nil
+	r := reply{}
+	r.status, _ = v[0].(string)
+	r.value, _ = v[1].(string)
+	if len(v) > 2 {
+		body, _ := v[2].(string)
+		r.body = []byte(body)
+	}
+	return r, nil
 }
 
 // timerScore is when the case's timer is due, in Unix milliseconds, or ""

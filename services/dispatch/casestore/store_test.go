@@ -191,12 +191,15 @@ func TestScriptRunTwice(t *testing.T) {
 	next := proto.CloneOf(c)
 	next.Version, next.Status = 2, statusAccepted
 	entry := &cityhubv1.AuditEntry{Version: 2, Action: "accept", RequestId: "r-1"}
-	change := &cityhubv1.CaseChange{Case: next, Change: entry}
-	w, err := newWrite(next, entry, change, 1)
+	w, err := newWrite(next, entry, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.remove, w.add = indexes(c), indexes(next)
+	stored, err := s.rdb.HGet(ctx, caseKey("xuhui", c.Id), "pb").Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.remove, w.add, w.baseDigest = indexes(c), indexes(next), digestOf(stored)
 	r1, err := w.run(ctx, s.rdb, updateScript)
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +221,7 @@ func TestScriptRunTwice(t *testing.T) {
 
 	// The creation script run twice with the same origin: one case.
 	c2, e2 := alertCase("xuhui", "a2", t0, "water-affairs")
-	cw, err := newWrite(c2, e2, &cityhubv1.CaseChange{Case: c2, Change: e2}, 0)
+	cw, err := newWrite(c2, e2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

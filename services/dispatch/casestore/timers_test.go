@@ -296,7 +296,7 @@ func TestEveryScriptKeySharesTheTag(t *testing.T) {
 		old   *cityhubv1.Case
 		setOr bool
 	}{{c, e, nil, true}, {manual, &cityhubv1.AuditEntry{Version: 1, RequestId: "req-1"}, nil, true}, {next, &cityhubv1.AuditEntry{Version: 2}, c, false}} {
-		w, err := newWrite(tc.c, tc.e, &cityhubv1.CaseChange{Case: tc.c, Change: tc.e}, 0)
+		w, err := newWrite(tc.c, tc.e, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
