@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/redisclient"
+	"github.com/cityhub/cityhub/services/platform/redistest"
 	"github.com/cityhub/cityhub/services/platform/view"
 )
 
@@ -42,28 +42,6 @@ func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 
 func (r *roundTrips) take() (cmds, pipelines int64) { return r.cmds.Swap(0), r.pipelines.Swap(0) }
 
-// commandCalls reads INFO commandstats: command name → calls.
-func commandCalls(t *testing.T, rdb redis.UniversalClient) map[string]int64 {
-	t.Helper()
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_")
-		if !ok {
-			continue
-		}
-		name, stats, _ := strings.Cut(rest, ":")
-		var calls int64
-		if _, err := fmt.Sscanf(stats, "calls=%d,", &calls); err == nil {
-			out[name] = calls
-		}
-	}
-	return out
-}
-
 // An action on a case the service holds at the version the caller expects
 // is one round trip to Redis: the update script, which checks the version
 // and the request id and writes everything. On a case it does not hold it
@@ -89,11 +67,11 @@ func TestActionRoundTrips(t *testing.T) {
 	r := h.replica(rdb) // it has never seen the case
 	disp := r.as(auth.RoleDispatcher, "", "xuhui")
 
-	before := commandCalls(t, h.redis.Client)
+	before := redistest.CommandCalls(t, h.redis.Client)
 	if status, b := disp.do("POST", path, action{Action: "comment", Note: "first look", ExpectedVersion: 2, RequestID: "c2"}); status != 200 {
 		t.Fatalf("comment: %d %s", status, b)
 	}
-	after := commandCalls(t, h.redis.Client)
+	after := redistest.CommandCalls(t, h.redis.Client)
 	if cmds, pipes := rt.take(); cmds != 2 || pipes != 0 {
 		t.Errorf("an action on a case new to the service: %d commands and %d pipelines, want 2 (a read, the script) and 0", cmds, pipes)
 	}
@@ -102,13 +80,13 @@ func TestActionRoundTrips(t *testing.T) {
 	}
 
 	const n = 20
-	before = commandCalls(t, h.redis.Client)
+	before = redistest.CommandCalls(t, h.redis.Client)
 	for v := int64(3); v < 3+n; v++ {
 		if status, b := disp.do("POST", path, action{Action: "comment", Note: "again", ExpectedVersion: v, RequestID: fmt.Sprint("c", v)}); status != 200 {
 			t.Fatalf("comment at v%d: %d %s", v, status, b)
 		}
 	}
-	after = commandCalls(t, h.redis.Client)
+	after = redistest.CommandCalls(t, h.redis.Client)
 	if cmds, pipes := rt.take(); cmds != n || pipes != 0 {
 		t.Errorf("%d actions on a case the service holds: %d commands and %d pipelines, want %d and 0", n, cmds, pipes, n)
 	}

@@ -2,7 +2,6 @@ package hub_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -30,43 +29,7 @@ type running struct {
 
 func startHub(t *testing.T, o hub.Options) *running {
 	t.Helper()
-	o.HTTPAddr = "127.0.0.1:0"
-	o.KafkaAddr = "127.0.0.1:0"
-	o.RedisAddr = "127.0.0.1:0"
-	o.RulesDir = "../../../rules"
-	ready := make(chan hub.Info, 1)
-	o.OnReady = func(i hub.Info) { ready <- i }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- hub.Run(ctx, o) }()
-	r := &running{}
-	select {
-	case r.info = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("hub.Run: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("the hub did not start within 60s")
-	}
-	stopped := false
-	r.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("hub.Run returned %v after shutdown", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("the hub did not stop within 30s")
-		}
-	}
-	t.Cleanup(r.stop)
-	return r
+	return startHubAt(t, "127.0.0.1:0", o)
 }
 
 func (r *running) token(t *testing.T, p auth.Principal) string {

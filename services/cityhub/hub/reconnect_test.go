@@ -28,8 +28,9 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// startHubAt starts a hub whose HTTP listener is at addr, as startHub does
-// for a fresh address.
+// startHubAt starts a hub whose HTTP listener is at addr (":0" for a fresh
+// port) on embedded Kafka and, unless o names one, embedded Redis, and stops
+// it when the test ends.
 func startHubAt(t *testing.T, addr string, o hub.Options) *running {
 	t.Helper()
 	o.HTTPAddr = addr

@@ -122,7 +122,7 @@ func benchTransitions(b *testing.B, change func(rid string, at time.Time) Update
 	if err := precreate(ctx, srv, keyspace, caseBytes, digest); err != nil {
 		b.Fatal(err)
 	}
-	zaddBefore := commandCalls(b, srv.Client)["zadd"]
+	zaddBefore := redistest.CommandCalls(b, srv.Client)["zadd"]
 	cmd := append(target, "-c", strconv.Itoa(benchClients), "-n", strconv.Itoa(requests),
 		"-r", strconv.Itoa(keyspace), "--csv", "EVALSHA")
 	var stderr bytes.Buffer
@@ -138,7 +138,7 @@ func benchTransitions(b *testing.B, change func(rid string, at time.Time) Update
 	}
 	// Every call that passed the version check ran one ZADD per index it
 	// joins and one for the history; a conflict ran none.
-	applied := float64(commandCalls(b, srv.Client)["zadd"]-zaddBefore) / float64(zaddsPerCall) / float64(requests)
+	applied := float64(redistest.CommandCalls(b, srv.Client)["zadd"]-zaddBefore) / float64(zaddsPerCall) / float64(requests)
 	if applied < 0.9 {
 		b.Errorf("only %.1f%% of the baseline's calls did a transition", 100*applied)
 	}
@@ -223,12 +223,12 @@ func baselineArgs(b *testing.B, srv *redistest.Server, change func(string, time.
 	body := mustBody(b, srv, c.Id)
 	caseBytes, digest = len(body), digestOf(body)
 	capture.args = nil
-	before := commandCalls(b, srv.Client)["zadd"]
+	before := redistest.CommandCalls(b, srv.Client)["zadd"]
 	const rid = "capture-request"
 	if _, err := s.Update(ctx, c.Id, 1, rid, change(rid, t0)); err != nil {
 		b.Fatal(err)
 	}
-	zadds = commandCalls(b, srv.Client)["zadd"] - before
+	zadds = redistest.CommandCalls(b, srv.Client)["zadd"] - before
 	if len(capture.args) != 1 {
 		b.Fatalf("one transition ran %d scripts, want 1", len(capture.args))
 	}

@@ -348,14 +348,14 @@ func TestRoundTripsPerTransition(t *testing.T) {
 			rt := &roundTrips{}
 			rdb.AddHook(rt)
 			defer func() { rt.off.Store(true) }()
-			before := commandCalls(t, srv.Client)
+			before := redistest.CommandCalls(t, srv.Client)
 			for range n {
 				if _, err := tt.store().Update(ctx, c.Id, v, fmt.Sprint("r", v), comment("x", t0)); err != nil {
 					t.Fatal(err)
 				}
 				v++
 			}
-			after := commandCalls(t, srv.Client)
+			after := redistest.CommandCalls(t, srv.Client)
 			if got := rt.cmds.Load() + rt.pipelines.Load(); got != tt.perTransition*n {
 				t.Errorf("%d round trips for %d transitions, want %d each", got, n, tt.perTransition)
 			}
@@ -375,27 +375,4 @@ func TestRoundTripsPerTransition(t *testing.T) {
 			}
 		})
 	}
-}
-
-// commandCalls reads INFO commandstats: command name → calls.
-func commandCalls(t testing.TB, rdb redis.UniversalClient) map[string]int64 {
-	t.Helper()
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		// cmdstat_evalsha:calls=3,usec=…
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_")
-		if !ok {
-			continue
-		}
-		name, stats, _ := strings.Cut(rest, ":")
-		var calls int64
-		if _, err := fmt.Sscanf(stats, "calls=%d,", &calls); err == nil {
-			out[name] = calls
-		}
-	}
-	return out
 }

@@ -153,3 +153,29 @@ func (s *Server) Restart() {
 }
 
 func (s *Server) String() string { return fmt.Sprintf("redis at %s", s.URL) }
+
+// CommandCalls reads INFO commandstats through rdb: how many times the
+// server has run each command (lower case, "evalsha", "hget", …) since it
+// started or its stats were reset. Tests compare two readings to count
+// round trips.
+func CommandCalls(tb testing.TB, rdb redis.UniversalClient) map[string]int64 {
+	tb.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		// cmdstat_evalsha:calls=3,usec=…
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_")
+		if !ok {
+			continue
+		}
+		name, stats, _ := strings.Cut(rest, ":")
+		var calls int64
+		if _, err := fmt.Sscanf(stats, "calls=%d,", &calls); err == nil {
+			out[name] = calls
+		}
+	}
+	return out
+}
