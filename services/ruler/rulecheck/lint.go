@@ -214,7 +214,7 @@ func (a *typeAnalysis) sets(n ast.Node) (mayTrue, mayFalse typeSet) {
 			return a.all.minus(eq), eq
 		case "in", "not in":
 			arr, ok := n.Right.(*ast.ArrayNode)
-			if !ok || !isEventType(n.Left) {
+			if !ok || !rulepack.IsEventField(n.Left, "type") {
 				break
 			}
 			in := typeSet{}
@@ -249,28 +249,15 @@ func (a *typeAnalysis) literal(lit string) typeSet {
 // typeLiteral returns "x" when one side is event.type and the other the
 // string literal "x".
 func typeLiteral(l, r ast.Node) (string, bool) {
-	if isEventType(l) {
+	if rulepack.IsEventField(l, "type") {
 		if s, ok := r.(*ast.StringNode); ok {
 			return s.Value, true
 		}
 	}
-	if isEventType(r) {
+	if rulepack.IsEventField(r, "type") {
 		if s, ok := l.(*ast.StringNode); ok {
 			return s.Value, true
 		}
 	}
 	return "", false
-}
-
-func isEventType(n ast.Node) bool {
-	m, ok := n.(*ast.MemberNode)
-	if !ok {
-		return false
-	}
-	id, ok := m.Node.(*ast.IdentifierNode)
-	if !ok || id.Value != "event" {
-		return false
-	}
-	p, ok := m.Property.(*ast.StringNode)
-	return ok && p.Value == "type"
 }

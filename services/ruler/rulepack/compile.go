@@ -361,18 +361,18 @@ func eventTypes(n ast.Node) []string {
 			}
 			return eventTypes(n.Right)
 		case "==":
-			if isEventField(n.Left, "type") {
+			if IsEventField(n.Left, "type") {
 				if s, ok := n.Right.(*ast.StringNode); ok {
 					return []string{s.Value}
 				}
 			}
-			if isEventField(n.Right, "type") {
+			if IsEventField(n.Right, "type") {
 				if s, ok := n.Left.(*ast.StringNode); ok {
 					return []string{s.Value}
 				}
 			}
 		case "in":
-			if a, ok := n.Right.(*ast.ArrayNode); ok && isEventField(n.Left, "type") {
+			if a, ok := n.Right.(*ast.ArrayNode); ok && IsEventField(n.Left, "type") {
 				var out []string
 				for _, e := range a.Nodes {
 					s, ok := e.(*ast.StringNode)
@@ -388,8 +388,9 @@ func eventTypes(n ast.Node) []string {
 	return nil
 }
 
-// isEventField reports whether n is event.NAME.
-func isEventField(n ast.Node, name string) bool {
+// IsEventField reports whether n, a node of a parsed condition, is
+// event.NAME; rule linters use it to read what a condition compares.
+func IsEventField(n ast.Node, name string) bool {
 	m, ok := n.(*ast.MemberNode)
 	if !ok {
 		return false
@@ -405,7 +406,7 @@ func isEventField(n ast.Node, name string) bool {
 // attrName returns NAME when n is event.attrs.NAME or event.attrs["NAME"].
 func attrName(n ast.Node) (string, bool) {
 	m, ok := n.(*ast.MemberNode)
-	if !ok || !isEventField(m.Node, "attrs") {
+	if !ok || !IsEventField(m.Node, "attrs") {
 		return "", false
 	}
 	p, ok := m.Property.(*ast.StringNode)
