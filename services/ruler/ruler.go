@@ -82,6 +82,9 @@ type Ruler struct {
 	// proc; a reload swaps packs, engine and proc under it.
 	mu     sync.Mutex
 	reload reloadState
+	// lastPublished is closed when the publication of the last batch
+	// applied has ended.
+	lastPublished chan struct{}
 }
 
 // New loads and compiles every pack in opts.PacksDir. When a pack has
@@ -173,7 +176,7 @@ func (r *Ruler) Run(ctx context.Context) error {
 		Topic:           r.opts.Topics.Events,
 		Group:           r.opts.Group,
 		Decode:          decodeEvent,
-		Apply:           r.apply,
+		ApplyPending:    r.apply,
 		DeadLetter:      r.opts.Writer,
 		DeadLetterTopic: r.opts.Topics.EventsDLQ,
 		Logger:          r.opts.Logger,
@@ -219,10 +222,12 @@ func decodeEvent(m kafka.Message) (*cityhubv1.Event, error) {
 	return ev, nil
 }
 
-// apply evaluates a batch and returns once the alerts it changed are
-// acknowledged by Kafka; an error makes the consumer retry the batch, which
-// is safe because alert updates are idempotent.
-func (r *Ruler) apply(ctx context.Context, batch []stream.Record[*cityhubv1.Event]) error {
+// apply evaluates a batch and applies it to the alert state, and leaves
+// the publication of the alerts it changed pending: the consumer evaluates
+// the next batch meanwhile, and commits this one once Kafka has
+// acknowledged them. A Redis error makes the consumer retry the batch,
+// which is safe because alert updates are idempotent.
+func (r *Ruler) apply(ctx context.Context, batch []stream.Record[*cityhubv1.Event]) (stream.Pending, error) {
 	start := time.Now()
 	events := make([]*cityhubv1.Event, len(batch))
 	for i, rec := range batch {
@@ -230,17 +235,57 @@ func (r *Ruler) apply(ctx context.Context, batch []stream.Record[*cityhubv1.Even
 	}
 	r.mu.Lock()
 	alerts, err := r.proc.Process(ctx, r.opts.Now(), events)
-	r.mu.Unlock()
 	if err != nil {
+		r.mu.Unlock()
 		r.metrics.failures.WithLabelValues("redis").Inc()
-		return err
+		return nil, err
 	}
-	if err := r.publish(ctx, alerts); err != nil {
-		return err
+	// Batches are published in their order: each publication starts once
+	// the one before it has ended.
+	prev, done := r.lastPublished, make(chan struct{})
+	r.lastPublished = done
+	r.mu.Unlock()
+	published := make(chan error, 1)
+	go func() {
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		published <- r.publishRetrying(ctx, alerts)
+	}()
+	return func(ctx context.Context) error {
+		if err := <-published; err != nil {
+			return err
+		}
+		r.metrics.events.Add(float64(len(events)))
+		r.metrics.batchSeconds.Observe(time.Since(start).Seconds())
+		return nil
+	}, nil
+}
+
+// publishRetrying publishes alerts, retrying with backoff until Kafka
+// acknowledges them or ctx ends: the batch is applied to Redis already, so
+// only its publication is left to do.
+func (r *Ruler) publishRetrying(ctx context.Context, alerts []*cityhubv1.Alert) error {
+	for attempt := 0; ; attempt++ {
+		err := r.publish(ctx, alerts)
+		if err == nil || stream.IsPermanent(err) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt == 0 {
+			r.log.Warn("publishing alerts failed; retrying", "alerts", len(alerts), "err", err)
+		}
+		t := time.NewTimer(min(100*time.Millisecond<<min(attempt, 6), 5*time.Second))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
-	r.metrics.events.Add(float64(len(events)))
-	r.metrics.batchSeconds.Observe(time.Since(start).Seconds())
-	return nil
 }
 
 func (r *Ruler) publish(ctx context.Context, alerts []*cityhubv1.Alert) error {

@@ -33,6 +33,14 @@ func (r Rejected) Error() string {
 	return fmt.Sprintf("%d records rejected; record %d: %v", len(idx), idx[0], r[idx[0]])
 }
 
+// Pending is the part of applying a batch that finishes after ApplyPending
+// returns — the ruler's alerts on their way to Kafka. Meanwhile the
+// consumer applies the next batch; it commits this one only once Pending
+// has returned nil. A Pending must retry transient failures itself and
+// return promptly once ctx ends: an error from it stops the consumer with
+// the batch uncommitted, to be redelivered.
+type Pending func(ctx context.Context) error
+
 // permanent marks an error that retrying cannot fix.
 type permanent struct{ err error }
 
@@ -61,6 +69,12 @@ type ConsumerOptions[T any] struct {
 	// error dead-letters the records it names; a Permanent one the whole
 	// batch; any other error is retried with backoff (see MaxAttempts).
 	Apply func(ctx context.Context, batch []Record[T]) error
+	// ApplyPending, set instead of Apply, applies a batch as Apply does but
+	// may leave its last step Pending, so that finishing one batch overlaps
+	// applying the next. At most one batch is pending at a time, and
+	// batches are committed in order. Errors are handled as Apply's; with
+	// one, nothing is pending.
+	ApplyPending func(ctx context.Context, batch []Record[T]) (Pending, error)
 	// DeadLetter receives what cannot be applied, on topic DeadLetterTopic.
 	DeadLetter      *Writer
 	DeadLetterTopic string
@@ -97,14 +111,20 @@ func NewConsumer[T any](opts ConsumerOptions[T]) (*Consumer[T], error) {
 	if opts.Topic == "" || opts.Group == "" {
 		errs = append(errs, errors.New("topic and group are required"))
 	}
-	if opts.Decode == nil || opts.Apply == nil {
-		errs = append(errs, errors.New("Decode and Apply are required"))
+	if opts.Decode == nil || (opts.Apply == nil) == (opts.ApplyPending == nil) {
+		errs = append(errs, errors.New("Decode and one of Apply and ApplyPending are required"))
 	}
 	if opts.DeadLetter == nil || opts.DeadLetterTopic == "" {
 		errs = append(errs, errors.New("a dead-letter writer and topic are required"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("stream: consumer of %s: %w", opts.Topic, err)
+	}
+	if opts.ApplyPending == nil {
+		apply := opts.Apply
+		opts.ApplyPending = func(ctx context.Context, batch []Record[T]) (Pending, error) {
+			return nil, apply(ctx, batch)
+		}
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
@@ -170,21 +190,69 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 		}
 	}()
 
+	// Two batches alternate: the one being applied, and the one whose
+	// Pending is finishing.
 	batch := make([]kafka.Message, 0, c.opts.MaxBatch)
+	held := make([]kafka.Message, 0, c.opts.MaxBatch)
+	var pending Pending
+	defer func() {
+		if pending != nil {
+			// Joined so that nothing it started outlives Run; ctx has
+			// ended or a later step failed, so the batch stays
+			// uncommitted.
+			_ = pending(ctx)
+		}
+	}()
+	// settle waits for the pending batch and commits it.
+	settle := func() error {
+		if pending == nil {
+			return nil
+		}
+		p := pending
+		pending = nil
+		if err := p(ctx); err != nil {
+			return fmt.Errorf("stream: finish a batch of %s: %w", c.opts.Topic, err)
+		}
+		if err := r.CommitMessages(ctx, held...); err != nil {
+			return fmt.Errorf("stream: commit to %s: %w", c.opts.Topic, err)
+		}
+		return nil
+	}
 	for {
 		batch = batch[:0]
-		select {
-		case <-ctx.Done():
-			return nil
-		case m, ok := <-msgs:
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
+		var (
+			m       kafka.Message
+			ok, got bool
+		)
+		if pending != nil {
+			// Overlap only a backlog: with nothing more to apply, the
+			// pending batch is finished and committed now.
+			select {
+			case m, ok = <-msgs:
+				got = true
+			default:
+				if err := settle(); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return err
 				}
-				return fmt.Errorf("stream: fetch from %s: %w", c.opts.Topic, <-fetchErr)
 			}
-			batch = append(batch, m)
 		}
+		if !got {
+			select {
+			case <-ctx.Done():
+				return nil
+			case m, ok = <-msgs:
+			}
+		}
+		if !ok {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("stream: fetch from %s: %w", c.opts.Topic, <-fetchErr)
+		}
+		batch = append(batch, m)
 	fill:
 		for len(batch) < c.opts.MaxBatch {
 			select {
@@ -197,18 +265,30 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 				break fill
 			}
 		}
-		if err := c.process(ctx, batch); err != nil {
+		next, err := c.process(ctx, batch)
+		if err == nil {
+			err = settle()
+		}
+		if err != nil {
+			if next != nil {
+				_ = next(ctx)
+			}
 			if ctx.Err() != nil {
 				return nil // not committed: redelivered to whoever takes over
 			}
 			return err
 		}
-		if err := r.CommitMessages(ctx, batch...); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		if next == nil {
+			if err := r.CommitMessages(ctx, batch...); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("stream: commit to %s: %w", c.opts.Topic, err)
 			}
-			return fmt.Errorf("stream: commit to %s: %w", c.opts.Topic, err)
+			continue
 		}
+		pending = next
+		batch, held = held, batch
 	}
 }
 
@@ -218,9 +298,10 @@ type deadLetter struct {
 	attempts int
 }
 
-// process decodes and applies batch, dead-lettering what cannot be applied.
-// It returns an error only when ctx ends first.
-func (c *Consumer[T]) process(ctx context.Context, batch []kafka.Message) error {
+// process decodes and applies batch, dead-lettering what cannot be applied,
+// and returns what of the application is still pending. It returns an
+// error only when ctx ends first.
+func (c *Consumer[T]) process(ctx context.Context, batch []kafka.Message) (Pending, error) {
 	start := time.Now()
 	recs := make([]Record[T], 0, len(batch))
 	var dead []deadLetter
@@ -232,13 +313,15 @@ func (c *Consumer[T]) process(ctx context.Context, batch []kafka.Message) error 
 		}
 		recs = append(recs, Record[T]{Message: m, Value: v})
 	}
+	var pending Pending
 	for attempt := 1; len(recs) > 0; attempt++ {
-		err := c.opts.Apply(ctx, recs)
+		p, err := c.opts.ApplyPending(ctx, recs)
 		if err == nil {
+			pending = p
 			break
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		var rej Rejected
 		if errors.As(err, &rej) {
@@ -259,16 +342,19 @@ func (c *Consumer[T]) process(ctx context.Context, batch []kafka.Message) error 
 		c.metrics.retries.WithLabelValues(c.opts.Topic, c.opts.Group).Inc()
 		c.log.Warn("applying a batch failed; retrying", "attempt", attempt, "err", err)
 		if err := sleep(ctx, backoff(c.opts.Backoff, attempt)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := c.deadLetter(ctx, dead); err != nil {
-		return err
+		if pending != nil {
+			_ = pending(ctx)
+		}
+		return nil, err
 	}
 	c.metrics.batchSeconds.WithLabelValues(c.opts.Topic, c.opts.Group).Observe(time.Since(start).Seconds())
 	c.metrics.messages.WithLabelValues(c.opts.Topic, c.opts.Group, "applied").Add(float64(len(batch) - len(dead)))
 	c.metrics.messages.WithLabelValues(c.opts.Topic, c.opts.Group, "dead_lettered").Add(float64(len(dead)))
-	return nil
+	return pending, nil
 }
 
 // Headers a dead-lettered message carries besides its own.

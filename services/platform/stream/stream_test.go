@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -225,5 +226,162 @@ func TestUnmarshalRefusesForeignContent(t *testing.T) {
 	}
 	if err := stream.Unmarshal(kafka.Message{}, &v); err == nil {
 		t.Error("Unmarshal accepted an empty value")
+	}
+}
+
+// TestConsumerOverlapsPendingBatches: the consumer applies the next batch
+// while one batch is pending, never two ahead, and commits a batch only
+// once its Pending has returned nil.
+func TestConsumerOverlapsPendingBatches(t *testing.T) {
+	k := kafkatest.Start(t)
+	w := newWriter(t, k)
+	produce(t, w, k.Topics.Events, 40)
+	group := kafkatest.Group("pending")
+
+	var (
+		mu       sync.Mutex
+		calls    int
+		released bool
+		first    []string // the first batch, whose Pending never returns nil
+	)
+	release := make(chan struct{})
+	joined := make(chan struct{})
+	apply := func(_ context.Context, batch []stream.Record[string]) (stream.Pending, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		switch calls {
+		case 1:
+			for _, r := range batch {
+				first = append(first, r.Value)
+			}
+			return func(ctx context.Context) error {
+				defer close(joined)
+				select {
+				case <-release:
+					return errors.New("could not finish")
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}, nil
+		case 2:
+		default:
+			if !released {
+				t.Errorf("batch %d applied while batch 1 was still pending", calls)
+			}
+		}
+		return func(context.Context) error { return nil }, nil
+	}
+	c, err := stream.NewConsumer(stream.ConsumerOptions[string]{
+		Brokers: k.Brokers, Topic: k.Topics.Events, Group: group,
+		Decode: decode, ApplyPending: apply, MaxBatch: 4,
+		DeadLetter: w, DeadLetterTopic: k.Topics.EventsDLQ,
+		CommitInterval: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(context.Background()) }()
+	// The second batch is applied while the first is pending.
+	waitFor(t, "a second batch", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls == 2
+	})
+	mu.Lock()
+	released = true
+	mu.Unlock()
+	close(release)
+	// The failed Pending stops the consumer, its batch uncommitted.
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "could not finish") {
+		t.Fatalf("Run = %v, want the Pending's error", err)
+	}
+	<-joined
+
+	// A new member of the group gets the first batch again.
+	col := &collector{seen: map[string]int{}}
+	stop := runConsumer(t, k, group, col)
+	waitFor(t, "the first batch again", func() bool {
+		col.mu.Lock()
+		defer col.mu.Unlock()
+		for _, v := range first {
+			if col.seen[v] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	stop()
+}
+
+// TestConsumerJoinsPendingOnStop: a batch pending when ctx ends is waited
+// for, so nothing it started outlives Run, and is not committed.
+func TestConsumerJoinsPendingOnStop(t *testing.T) {
+	k := kafkatest.Start(t)
+	w := newWriter(t, k)
+	produce(t, w, k.Topics.Events, 10)
+	group := kafkatest.Group("pending-stop")
+
+	var mu sync.Mutex
+	applied := map[string]bool{}
+	finished := make(chan struct{}, 100)
+	apply := func(_ context.Context, batch []stream.Record[string]) (stream.Pending, error) {
+		mu.Lock()
+		for _, r := range batch {
+			applied[r.Value] = true
+		}
+		mu.Unlock()
+		return func(ctx context.Context) error {
+			<-ctx.Done() // never finishes by itself
+			finished <- struct{}{}
+			return ctx.Err()
+		}, nil
+	}
+	c, err := stream.NewConsumer(stream.ConsumerOptions[string]{
+		Brokers: k.Brokers, Topic: k.Topics.Events, Group: group,
+		Decode: decode, ApplyPending: apply,
+		DeadLetter: w, DeadLetterTopic: k.Topics.EventsDLQ,
+		CommitInterval: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitFor(t, "a batch applied", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(applied) > 0
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	select {
+	case <-finished:
+	default:
+		t.Fatal("Run returned before the pending batch was joined")
+	}
+	// Nothing was committed: all ten come again.
+	col := &collector{seen: map[string]int{}}
+	stop := runConsumer(t, k, group, col)
+	waitFor(t, "all ten again", func() bool { return col.count() == 10 })
+	stop()
+}
+
+func TestConsumerNeedsOneApply(t *testing.T) {
+	apply := func(context.Context, []stream.Record[string]) error { return nil }
+	applyPending := func(context.Context, []stream.Record[string]) (stream.Pending, error) { return nil, nil }
+	for _, o := range []stream.ConsumerOptions[string]{
+		{Decode: decode},
+		{Decode: decode, Apply: apply, ApplyPending: applyPending},
+	} {
+		o.Brokers, o.Topic, o.Group = []string{"127.0.0.1:1"}, "t", "g"
+		o.DeadLetter, o.DeadLetterTopic = &stream.Writer{}, "dlq"
+		if _, err := stream.NewConsumer(o); err == nil || !strings.Contains(err.Error(), "one of Apply and ApplyPending") {
+			t.Errorf("NewConsumer = %v, want an error naming Apply and ApplyPending", err)
+		}
 	}
 }
