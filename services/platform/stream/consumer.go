@@ -164,7 +164,9 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 		ErrorLogger:           kafka.LoggerFunc(func(f string, a ...any) { c.log.Warn("kafka reader", "detail", fmt.Sprintf(f, a...)) }),
 	})
 	fetchCtx, stopFetch := context.WithCancel(ctx)
-	msgs := make(chan kafka.Message, c.opts.MaxBatch)
+	// The fetching goroutine decodes too, so that decoding the next batch
+	// overlaps applying this one.
+	msgs := make(chan fetched[T], c.opts.MaxBatch)
 	fetchErr := make(chan error, 1)
 	go func() {
 		defer close(msgs)
@@ -175,7 +177,7 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 				return
 			}
 			select {
-			case msgs <- m:
+			case msgs <- c.decode(m):
 			case <-fetchCtx.Done():
 				return
 			}
@@ -192,8 +194,8 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 
 	// Two batches alternate: the one being applied, and the one whose
 	// Pending is finishing.
-	batch := make([]kafka.Message, 0, c.opts.MaxBatch)
-	held := make([]kafka.Message, 0, c.opts.MaxBatch)
+	batch := make([]fetched[T], 0, c.opts.MaxBatch)
+	held := make([]fetched[T], 0, c.opts.MaxBatch)
 	var pending Pending
 	defer func() {
 		if pending != nil {
@@ -213,7 +215,7 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 		if err := p(ctx); err != nil {
 			return fmt.Errorf("stream: finish a batch of %s: %w", c.opts.Topic, err)
 		}
-		if err := r.CommitMessages(ctx, held...); err != nil {
+		if err := r.CommitMessages(ctx, messages(held)...); err != nil {
 			return fmt.Errorf("stream: commit to %s: %w", c.opts.Topic, err)
 		}
 		return nil
@@ -221,7 +223,7 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 	for {
 		batch = batch[:0]
 		var (
-			m       kafka.Message
+			m       fetched[T]
 			ok, got bool
 		)
 		if pending != nil {
@@ -279,7 +281,7 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 			return err
 		}
 		if next == nil {
-			if err := r.CommitMessages(ctx, batch...); err != nil {
+			if err := r.CommitMessages(ctx, messages(batch)...); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -292,6 +294,26 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 	}
 }
 
+// fetched is a fetched message, decoded or not.
+type fetched[T any] struct {
+	msg   kafka.Message
+	value T
+	err   error // from Decode
+}
+
+func (c *Consumer[T]) decode(m kafka.Message) fetched[T] {
+	v, err := c.opts.Decode(m)
+	return fetched[T]{msg: m, value: v, err: err}
+}
+
+func messages[T any](batch []fetched[T]) []kafka.Message {
+	out := make([]kafka.Message, len(batch))
+	for i, f := range batch {
+		out[i] = f.msg
+	}
+	return out
+}
+
 type deadLetter struct {
 	msg      kafka.Message
 	reason   error
@@ -301,17 +323,16 @@ type deadLetter struct {
 // process decodes and applies batch, dead-lettering what cannot be applied,
 // and returns what of the application is still pending. It returns an
 // error only when ctx ends first.
-func (c *Consumer[T]) process(ctx context.Context, batch []kafka.Message) (Pending, error) {
+func (c *Consumer[T]) process(ctx context.Context, batch []fetched[T]) (Pending, error) {
 	start := time.Now()
 	recs := make([]Record[T], 0, len(batch))
 	var dead []deadLetter
-	for _, m := range batch {
-		v, err := c.opts.Decode(m)
-		if err != nil {
-			dead = append(dead, deadLetter{m, fmt.Errorf("decode: %w", err), 1})
+	for _, f := range batch {
+		if f.err != nil {
+			dead = append(dead, deadLetter{f.msg, fmt.Errorf("decode: %w", f.err), 1})
 			continue
 		}
-		recs = append(recs, Record[T]{Message: m, Value: v})
+		recs = append(recs, Record[T]{Message: f.msg, Value: f.value})
 	}
 	var pending Pending
 	for attempt := 1; len(recs) > 0; attempt++ {
