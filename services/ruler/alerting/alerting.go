@@ -26,6 +26,9 @@ type Processor struct {
 	mute    *muter
 	results []engine.Result
 	updates []alertstate.Update
+	// matched holds, for each of updates, the verdict and event it came
+	// from, to describe the alerts that Tally leaves for Apply.
+	matched []match
 	fired   []*cityhubv1.Alert
 	// swept says whether Sweep has run; active names the silences that
 	// were active at its last run, to notice a silence starting or ending.
@@ -53,13 +56,38 @@ func New(e *engine.Engine, s *alertstate.Store) *Processor {
 // still opens its case. Process is idempotent: the same events again
 // change no alert.
 func (p *Processor) Process(ctx context.Context, now time.Time, events []*cityhubv1.Event) ([]*cityhubv1.Alert, error) {
-	p.updates = p.updates[:0]
+	p.updates, p.matched = p.updates[:0], p.matched[:0]
 	for _, ev := range events {
-		p.results = p.worker.Eval(ev, p.results[:0])
+		p.results = p.worker.Match(ev, p.results[:0])
 		for _, r := range p.results {
 			p.updates = append(p.updates, update(r, ev))
+			p.matched = append(p.matched, match{r, ev})
 		}
 	}
+	if len(p.updates) == 0 {
+		return nil, nil
+	}
+	// Most events of count rules only add to a window that does not fill:
+	// Tally counts them without the alert they might raise, and only the
+	// updates it leaves are described and applied.
+	need, err := p.store.Tally(ctx, p.updates)
+	if err != nil {
+		return nil, fmt.Errorf("tally alert updates: %w", err)
+	}
+	kept := p.updates[:0]
+	for i, u := range p.updates {
+		if !need[i] {
+			continue
+		}
+		if u.Op == alertstate.Fire {
+			m := &p.matched[i]
+			p.worker.Describe(m.ev, &m.r)
+			u.Alert = Describe(m.r, m.ev)
+		}
+		kept = append(kept, u)
+	}
+	clear(p.matched) // let the events go
+	p.updates = kept
 	if len(p.updates) == 0 {
 		return nil, nil
 	}
@@ -154,6 +182,14 @@ func (p *Processor) Sweep(ctx context.Context, now time.Time) ([]*cityhubv1.Aler
 	return p.mute.follow(ctx, now, changed, changed)
 }
 
+// match is a verdict of the engine on an event.
+type match struct {
+	r  engine.Result
+	ev *cityhubv1.Event
+}
+
+// update returns the update r asks of its alert. The Alert of a Fire
+// update holds only its id until it is described.
 func update(r engine.Result, ev *cityhubv1.Event) alertstate.Update {
 	rule := r.Rule
 	if r.Kind == engine.Clear {
@@ -161,7 +197,7 @@ func update(r engine.Result, ev *cityhubv1.Event) alertstate.Update {
 	}
 	u := alertstate.Update{
 		Op:           alertstate.Fire,
-		Alert:        Describe(r, ev),
+		Alert:        &cityhubv1.Alert{Id: r.Fingerprint},
 		EventID:      ev.GetId(),
 		EventTime:    eventTime(ev),
 		ResolveAfter: rule.ResolveAfter,

@@ -13,14 +13,18 @@
 --   'c' clear (0), 'x' expire (0), 'p' promote (0)
 --   'm' mute (2): silenced by, inhibited by
 -- Reply: the state and severity before the first update, '1' when an
---   update changed the alert, '1' when an event was already held
---   (redelivered), then snapshots of 15 items each: state, version,
+--   update changed the alert, '1' when an update found its work done
+--   already (an event held: redelivered; or a clear, sweep or mark that
+--   changed nothing of an alert that exists, which may be redelivered
+--   too), then snapshots of 15 items each: state, version,
 --   event_count, starts_at, updated_at, ends_at, resolve_at, prev_severity,
 --   severity_at, fire_at, silenced, inhibited, body, body op, event ids
 --   (joined by spaces). A snapshot is taken just before an update changes
 --   the state of an alert that an earlier update of this call changed (so
 --   that every state an alert passes through is published), and one at the
---   end whenever the alert exists. The last snapshot's body is empty when
+--   end when the alert exists and an update changed it or found its work
+--   done: an event that only adds to a window that does not fill leaves
+--   nothing to publish. The last snapshot's body is empty when
 --   the body op (1-based) names the fire update whose body is stored.
 local now, max, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local H, E, W = KEYS[1], KEYS[2], KEYS[3]
@@ -62,6 +66,13 @@ local function changed()
   out[3] = '1'
 end
 
+-- held notes an update that found its work done on an alert that exists.
+local function held(state)
+  if state then
+    out[4] = '1'
+  end
+end
+
 local function fire(n, id, t, body, at_least, within, resolve_at, for_ms, distinct, value, severity, silenced, inhibited)
   local h = redis.call('HMGET', H, 'state', 'fire_at', 'severity', 'event_count', 'version')
   local state = h[1]
@@ -89,6 +100,11 @@ local function fire(n, id, t, body, at_least, within, resolve_at, for_ms, distin
     end
     redis.call('ZREMRANGEBYSCORE', W, '-inf', '(' .. (t - within))
     redis.call('PEXPIRE', W, within * 2)
+    -- Members outnumber what they count (distinct values, event ids):
+    -- fewer members than at_least cannot fill the window.
+    if redis.call('ZCOUNT', W, t - within, t) < at_least then
+      return
+    end
     local members = redis.call('ZRANGEBYSCORE', W, t - within, t)
     -- A member without a value (written before the rule counted distinct
     -- values, or after it stopped) counts as a value of its own.
@@ -175,12 +191,14 @@ local function resolve(kind)
   end
   local h = redis.call('HMGET', H, 'state', 'resolve_at', 'version')
   if h[1] ~= 'firing' and h[1] ~= 'pending' then
+    held(h[1])
     return
   end
   local ends = now
   if kind == 'expire' then
     local at = tonumber(h[2] or '0')
     if at == 0 or at > now then
+      held(h[1])
       return
     end
     -- It resolved when its time ran out, however late the sweep came.
@@ -199,15 +217,18 @@ end
 local function promote()
   local h = redis.call('HMGET', H, 'state', 'fire_at', 'resolve_at', 'version')
   if h[1] ~= 'pending' then
+    held(h[1])
     return
   end
   local fire_at, resolve_at = tonumber(h[2] or '0'), tonumber(h[3] or '0')
   if fire_at > now then
+    held(h[1])
     return
   end
   if resolve_at > 0 and resolve_at <= fire_at then
     -- The condition stopped holding before it had held long enough: the
     -- resolution sweep ends it without its ever firing.
+    held(h[1])
     return
   end
   transition()
@@ -219,9 +240,11 @@ end
 local function mute(silenced, inhibited)
   local h = redis.call('HMGET', H, 'state', 'silenced', 'inhibited', 'version')
   if h[1] ~= 'firing' and h[1] ~= 'pending' then
+    held(h[1])
     return
   end
   if (h[2] or '') == silenced and (h[3] or '') == inhibited then
+    held(h[1])
     return
   end
   redis.call('HSET', H, 'silenced', silenced, 'inhibited', inhibited, 'updated_at', now,
@@ -253,7 +276,7 @@ while i <= #ARGV do
     return redis.error_reply('unknown op ' .. tostring(op))
   end
 end
-if was[1] or out[3] == '1' then
+if out[3] == '1' or out[4] == '1' then
   snapshot(bodyop)
 end
 return out

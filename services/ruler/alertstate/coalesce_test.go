@@ -15,21 +15,27 @@ import (
 	"github.com/cityhub/cityhub/services/ruler/alertstate"
 )
 
-// TestBatchMatchesOneByOne applies the same generated updates to two
-// redis-servers, one update per Apply on the first and a whole batch per
-// Apply on the second, sweeping both between batches. After every batch
-// the alerts, their count windows and the indexes must be identical, and
-// what the batch returns must be what one-by-one application would publish
-// with the same-state versions in between left out: its latest version,
-// and the last version before every change of state.
+// TestBatchMatchesOneByOne applies the same generated updates to three
+// redis-servers: one update per Apply on the first, a whole batch per
+// Apply on the second, and on the third a whole batch per Tally followed
+// by an Apply of what Tally left, sweeping all between batches. After
+// every batch the alerts, their count windows and the indexes must be
+// identical; what the batch returns must be what one-by-one application
+// would publish with the same-state versions in between left out (its
+// latest version, and the last version before every change of state); and
+// Tally then Apply must return exactly what Apply alone does.
 func TestBatchMatchesOneByOne(t *testing.T) {
 	ctx := context.Background()
-	one, many := redistest.Start(t).Client, redistest.Start(t).Client
+	one, many, tallied := redistest.Start(t).Client, redistest.Start(t).Client, redistest.Start(t).Client
 	s1, err := alertstate.New(alertstate.Options{Client: one, MaxEventIDs: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sN, err := alertstate.New(alertstate.Options{Client: many, MaxEventIDs: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sT, err := alertstate.New(alertstate.Options{Client: tallied, MaxEventIDs: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,10 +61,10 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 	now := t0
 	var nextEvent int
 	var seen []string // event ids already used, to redeliver
-	transitions := 0
+	transitions, settled := 0, 0
 	for batch := range 300 {
 		now = now.Add(time.Duration(rnd.IntN(180)) * time.Second)
-		for _, s := range []*alertstate.Store{s1, sN} {
+		for _, s := range []*alertstate.Store{s1, sN, sT} {
 			if _, err := s.Promote(ctx, now, 100); err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +90,9 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 			default:
 				id := fmt.Sprintf("e%d", nextEvent)
 				if len(seen) > 0 && rnd.IntN(6) == 0 {
-					id = seen[rnd.IntN(len(seen))] // redelivered
+					// Redelivered: mostly one of the last few, which an
+					// alert or a window may still hold.
+					id = seen[len(seen)-1-rnd.IntN(min(len(seen), 12))]
 				} else {
 					nextEvent++
 					seen = append(seen, id)
@@ -131,6 +139,56 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Tallied first, the rest applied.
+		var fresh, left []alertstate.Update
+		for _, u := range updates {
+			fresh = append(fresh, u())
+		}
+		need, err := sT.Tally(ctx, fresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, u := range fresh {
+			if need[i] {
+				left = append(left, u)
+			}
+		}
+		resT, err := sT.Apply(ctx, now, left)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) < len(fresh) {
+			settled += len(fresh) - len(left)
+		}
+		byID := map[string]alertstate.Result{}
+		for _, r := range resT {
+			if r.Alert != nil {
+				byID[r.Alert.Id] = r
+			}
+		}
+		for _, r := range res {
+			if r.Alert == nil {
+				continue
+			}
+			rt, ok := byID[r.Alert.Id]
+			if !ok {
+				t.Fatalf("batch %d, alert %s: Apply publishes v%d, Tally then Apply nothing", batch, r.Alert.Id, r.Alert.Version)
+			}
+			delete(byID, r.Alert.Id)
+			got := append(append([]*cityhubv1.Alert(nil), rt.Earlier...), rt.Alert)
+			want := append(append([]*cityhubv1.Alert(nil), r.Earlier...), r.Alert)
+			if versions(got) != versions(want) || rt.Changed != r.Changed {
+				t.Fatalf("batch %d, alert %s: Tally then Apply publish %s (changed %v), Apply %s (changed %v)", batch, r.Alert.Id, versions(got), rt.Changed, versions(want), r.Changed)
+			}
+			for i := range got {
+				if !proto.Equal(got[i], want[i]) {
+					t.Fatalf("batch %d, alert %s, version %d:\n tallied %v\n applied %v", batch, r.Alert.Id, got[i].Version, got[i], want[i])
+				}
+			}
+		}
+		for id := range byID {
+			t.Fatalf("batch %d, alert %s: Tally then Apply publish it, Apply alone nothing", batch, id)
+		}
 		for _, r := range res {
 			if r.Alert == nil {
 				continue
@@ -158,22 +216,31 @@ func TestBatchMatchesOneByOne(t *testing.T) {
 		for _, fp := range fps {
 			a1, err1 := s1.Get(ctx, fp)
 			aN, errN := sN.Get(ctx, fp)
+			aT, errT := sT.Get(ctx, fp)
 			if err1 != errN || !proto.Equal(a1, aN) {
 				t.Fatalf("batch %d, alert %s:\n batch      %v (%v)\n one by one %v (%v)", batch, fp, aN, errN, a1, err1)
 			}
+			if err1 != errT || !proto.Equal(a1, aT) {
+				t.Fatalf("batch %d, alert %s:\n tallied    %v (%v)\n one by one %v (%v)", batch, fp, aT, errT, a1, err1)
+			}
 			window := "cityhub:alert:{" + fp + "}:window"
-			if w1, wN := members(t, one, window), members(t, many, window); w1 != wN {
-				t.Fatalf("batch %d, window of %s: batch %s, one by one %s", batch, fp, wN, w1)
+			w1, wN, wT := members(t, one, window), members(t, many, window), members(t, tallied, window)
+			if w1 != wN || w1 != wT {
+				t.Fatalf("batch %d, window of %s: one by one %s, batch %s, tallied %s", batch, fp, w1, wN, wT)
 			}
 		}
 		for _, key := range []string{alertstate.FiringKey, alertstate.PendingKey, alertstate.ResolveKey, alertstate.RuleKey("flood-control/deep-waterlogging")} {
-			if i1, iN := members(t, one, key), members(t, many, key); i1 != iN {
-				t.Fatalf("batch %d, index %s: batch %s, one by one %s", batch, key, iN, i1)
+			i1, iN, iT := members(t, one, key), members(t, many, key), members(t, tallied, key)
+			if i1 != iN || i1 != iT {
+				t.Fatalf("batch %d, index %s: one by one %s, batch %s, tallied %s", batch, key, i1, iN, iT)
 			}
 		}
 	}
 	if transitions < 10 {
 		t.Errorf("only %d batches changed an alert's state twice: the test does not exercise what it should", transitions)
+	}
+	if settled < 50 {
+		t.Errorf("Tally settled only %d updates: the test does not exercise it", settled)
 	}
 }
 

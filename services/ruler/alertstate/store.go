@@ -65,7 +65,10 @@ var (
 	//go:embed apply.lua
 	applySrc    string
 	applyScript = redis.NewScript(applySrc)
-	scripts     = []*redis.Script{applyScript}
+	//go:embed tally.lua
+	tallySrc    string
+	tallyScript = redis.NewScript(tallySrc)
+	scripts     = []*redis.Script{applyScript, tallyScript}
 )
 
 // ErrNotFound means there is no alert with the given id.
@@ -163,8 +166,10 @@ type Result struct {
 	Was         cityhubv1.AlertState
 	WasSeverity cityhubv1.Severity
 
-	resolveAt   int64 // Unix ms; 0: none
-	redelivered bool  // an event the alert already held came again
+	resolveAt int64 // Unix ms; 0: none
+	// redelivered: an update found its work done already (an event the
+	// alert held came again, or a clear, sweep or mark changed nothing).
+	redelivered bool
 }
 
 // Apply applies updates. The updates of one alert (one Alert.Id) run in
@@ -180,24 +185,9 @@ func (s *Store) Apply(ctx context.Context, now time.Time, updates []Update) ([]R
 	if len(updates) == 0 {
 		return nil, nil
 	}
-	// Group by alert, keeping the order of each alert's updates.
-	var groups [][]int
-	byID := make(map[string]int, len(updates))
-	for i, u := range updates {
-		id := u.Alert.GetId()
-		if id == "" {
-			return nil, fmt.Errorf("alertstate: update %d has no alert id", i)
-		}
-		if u.Op == Fire && strings.Contains(u.EventID, " ") {
-			return nil, fmt.Errorf("alertstate: update %d: event id %q holds a space", i, u.EventID)
-		}
-		g, ok := byID[id]
-		if !ok {
-			g = len(groups)
-			byID[id] = g
-			groups = append(groups, nil)
-		}
-		groups[g] = append(groups[g], i)
+	groups, err := group(updates)
+	if err != nil {
+		return nil, err
 	}
 	nowMs := now.UnixMilli()
 	args := make([][]any, len(groups))
@@ -262,6 +252,111 @@ func (s *Store) Apply(ctx context.Context, now time.Time, updates []Update) ([]R
 		return nil, err
 	}
 	return results, nil
+}
+
+// group groups updates by alert, in the order of each alert's first
+// update, keeping the order of each alert's updates.
+func group(updates []Update) ([][]int, error) {
+	var groups [][]int
+	byID := make(map[string]int, len(updates))
+	for i, u := range updates {
+		id := u.Alert.GetId()
+		if id == "" {
+			return nil, fmt.Errorf("alertstate: update %d has no alert id", i)
+		}
+		if u.Op == Fire && strings.Contains(u.EventID, " ") {
+			return nil, fmt.Errorf("alertstate: update %d: event id %q holds a space", i, u.EventID)
+		}
+		g, ok := byID[id]
+		if !ok {
+			g = len(groups)
+			byID[id] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	return groups, nil
+}
+
+// Tally does the part of Apply's work that needs no alert body, and
+// reports which updates are left for Apply: need[i] is true when updates[i]
+// must still be applied, and the updates of one alert share the answer.
+//
+// An alert whose updates are all events for a count window or clears is
+// tallied in one small script: events that add to a window that does not
+// fill are counted, clears of an alert that does not exist restart its
+// window, and that is all they do — Apply would change and publish
+// nothing for them. When an update would do more (the alert is open, or
+// exists and is to be published again, or a window fills), the updates of
+// that alert are left for Apply, which finds the events counted here
+// already counted and carries on. The Alert of the updates Tally settles
+// is read for its Id only, so a caller may describe alerts after Tally,
+// for the updates it leaves. Tally, then Apply of what it leaves, does
+// what Apply alone does; scripts of all alerts go in one round trip.
+func (s *Store) Tally(ctx context.Context, updates []Update) (need []bool, err error) {
+	need = make([]bool, len(updates))
+	groups, err := group(updates)
+	if err != nil {
+		return nil, err
+	}
+	var tallied [][]int
+	var args [][]any
+	for _, idx := range groups {
+		a := make([]any, 0, 7*len(idx))
+		for _, i := range idx {
+			u := updates[i]
+			if u.Op == Resolve {
+				a = append(a, "c")
+				continue
+			}
+			if u.Op != Fire || u.AtLeast <= 0 {
+				a = nil
+				break
+			}
+			distinct := "0"
+			if u.CountDistinct {
+				distinct = "1"
+			}
+			a = append(a, "w", u.EventID, u.EventTime.UnixMilli(), u.AtLeast, u.Within.Milliseconds(), distinct, u.Distinct)
+		}
+		if a == nil {
+			for _, i := range idx {
+				need[i] = true
+			}
+			continue
+		}
+		tallied = append(tallied, idx)
+		args = append(args, a)
+	}
+	if len(tallied) == 0 {
+		return need, nil
+	}
+	cmds, err := s.run(ctx, func(p redis.Pipeliner) []*redis.Cmd {
+		out := make([]*redis.Cmd, len(tallied))
+		for g, idx := range tallied {
+			out[g] = tallyScript.EvalSha(ctx, p, keys(updates[idx[0]].Alert.GetId()), args[g]...)
+		}
+		return out
+	})
+	if err != nil {
+		return nil, err
+	}
+	for g, c := range cmds {
+		v, err := c.Text()
+		if err != nil {
+			return nil, fmt.Errorf("alertstate: alert %s: %w", updates[tallied[g][0]].Alert.GetId(), err)
+		}
+		switch v {
+		case "done":
+		case "apply":
+			for _, i := range tallied[g] {
+				need[i] = true
+			}
+		default:
+			return nil, fmt.Errorf("alertstate: alert %s: tally answered %q", updates[tallied[g][0]].Alert.GetId(), v)
+		}
+	}
+	return need, nil
 }
 
 // joinMarks joins silence names or alert ids, which hold no commas, for

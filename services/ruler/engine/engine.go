@@ -52,6 +52,8 @@ type Result struct {
 	// Distinct is the value of the rule's count.distinct field for the
 	// event, when the rule counts distinct values.
 	Distinct string
+
+	rule int // Rule's index in the engine
 }
 
 // Options configures an Engine.
@@ -157,6 +159,21 @@ func (e *Engine) NewWorker() *Worker {
 // cityhub_ruler_rule_errors_total and skipped; the other rules still see
 // the event.
 func (w *Worker) Eval(ev *cityhubv1.Event, out []Result) []Result {
+	n := len(out)
+	out = w.Match(ev, out)
+	for i := n; i < len(out); i++ {
+		if out[i].Kind == Fire {
+			w.describe(&out[i])
+		}
+	}
+	return out
+}
+
+// Match is Eval without the description of Fire results: their Title,
+// Summary and Explanation are left empty and their Severity is the rule's
+// until Describe fills them in. Most events a count rule matches only add
+// to a window that does not fill, and need no description.
+func (w *Worker) Match(ev *cityhubv1.Event, out []Result) []Result {
 	w.begin(ev)
 	idx, ok := w.e.candidates[ev.GetType()]
 	if !ok {
@@ -167,33 +184,54 @@ func (w *Worker) Eval(ev *cityhubv1.Event, out []Result) []Result {
 		m := w.e.metrics.rules[i]
 		if r.ClearProgram != nil && w.holdsDirect(&w.e.direct[i].clear, m) {
 			labels := w.labels(r)
-			out = append(out, Result{Kind: Clear, Rule: r, Fingerprint: Fingerprint(r.Name(), labels), Labels: labels})
+			out = append(out, Result{Kind: Clear, Rule: r, Fingerprint: Fingerprint(r.Name(), labels), Labels: labels, rule: i})
 			m.clears.Inc()
 		}
 		if w.holdsDirect(&w.e.direct[i].when, m) {
-			out = append(out, w.fire(r, m))
+			labels := w.labels(r)
+			res := Result{
+				Kind:        Fire,
+				Rule:        r,
+				Fingerprint: Fingerprint(r.Name(), labels),
+				Labels:      labels,
+				Severity:    r.Severity,
+				rule:        i,
+			}
+			if r.Count != nil && r.Count.Distinct != "" {
+				res.Distinct = w.env.Value(r.Count.Distinct)
+			}
+			out = append(out, res)
 			m.matches.Inc()
 		}
 	}
 	return out
 }
 
-// fire builds the Fire result of r for the current event, whose
-// environment is filled once a condition has held.
-func (w *Worker) fire(r *rulepack.Rule, m *ruleMetrics) Result {
-	labels := w.labels(r)
-	res := Result{
-		Kind:        Fire,
-		Rule:        r,
-		Fingerprint: Fingerprint(r.Name(), labels),
-		Labels:      labels,
-		Title:       w.title(r, labels, m),
-		Severity:    r.Severity,
-		Explanation: w.explain(r),
+// Describe fills in the description of res, a Fire result Match gave for
+// ev: its Title, Summary, Explanation and the Severity of the first of its
+// rule's escalate steps that holds.
+func (w *Worker) Describe(ev *cityhubv1.Event, res *Result) {
+	if res.Kind != Fire || res.Rule == nil {
+		return
 	}
+	if w.d.cur != ev {
+		w.begin(ev)
+	}
+	w.fill()
+	w.describe(res)
+}
+
+// describe describes res for the current event, whose environment is
+// filled.
+func (w *Worker) describe(res *Result) {
+	r := res.Rule
+	m := w.e.metrics.rules[res.rule]
+	res.Title = w.title(r, res.Labels, m)
+	res.Severity = r.Severity
+	res.Explanation = w.explain(r)
 	if r.SummaryTemplate != nil {
 		// A summary that fails to render is left out; the title stands.
-		if s, err := r.SummaryTemplate.Execute(w.env.TemplateData(labels)); err == nil {
+		if s, err := r.SummaryTemplate.Execute(w.env.TemplateData(res.Labels)); err == nil {
 			res.Summary = s
 		} else {
 			m.titleErrors.Inc()
@@ -208,10 +246,6 @@ func (w *Worker) fire(r *rulepack.Rule, m *ruleMetrics) Result {
 			break
 		}
 	}
-	if r.Count != nil && r.Count.Distinct != "" {
-		res.Distinct = w.env.Value(r.Count.Distinct)
-	}
-	return res
 }
 
 func (w *Worker) holds(p *vm.Program, m *ruleMetrics) bool {
