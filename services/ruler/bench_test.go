@@ -175,7 +175,7 @@ func runRaw(b *testing.B, k *kafkatest.Cluster) time.Duration {
 	defer cancel()
 	// As stream.Consumer does: one goroutine fetches and decodes, the loop
 	// takes what has arrived as a batch.
-	msgs := make(chan kafka.Message, maxBatch)
+	msgs := make(chan kafka.Message, 4*maxBatch)
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	go func() {
 		defer close(msgs)

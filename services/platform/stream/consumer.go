@@ -164,9 +164,9 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 		ErrorLogger:           kafka.LoggerFunc(func(f string, a ...any) { c.log.Warn("kafka reader", "detail", fmt.Sprintf(f, a...)) }),
 	})
 	fetchCtx, stopFetch := context.WithCancel(ctx)
-	// The fetching goroutine decodes too, so that decoding the next batch
-	// overlaps applying this one.
-	msgs := make(chan fetched[T], c.opts.MaxBatch)
+	// The fetching goroutine decodes too, and runs up to four batches
+	// ahead, so that fetching and decoding overlap applying.
+	msgs := make(chan fetched[T], 4*c.opts.MaxBatch)
 	fetchErr := make(chan error, 1)
 	go func() {
 		defer close(msgs)
@@ -193,26 +193,23 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 	}()
 
 	// Two batches alternate: the one being applied, and the one whose
-	// Pending is finishing.
+	// Pending is finishing, in a goroutine of its own that reports on
+	// finished.
 	batch := make([]fetched[T], 0, c.opts.MaxBatch)
 	held := make([]fetched[T], 0, c.opts.MaxBatch)
-	var pending Pending
+	var finished chan error // nil: nothing pending
 	defer func() {
-		if pending != nil {
+		if finished != nil {
 			// Joined so that nothing it started outlives Run; ctx has
 			// ended or a later step failed, so the batch stays
 			// uncommitted.
-			_ = pending(ctx)
+			<-finished
 		}
 	}()
-	// settle waits for the pending batch and commits it.
-	settle := func() error {
-		if pending == nil {
-			return nil
-		}
-		p := pending
-		pending = nil
-		if err := p(ctx); err != nil {
+	// settled commits the pending batch once its Pending returned err.
+	settled := func(err error) error {
+		finished = nil
+		if err != nil {
 			return fmt.Errorf("stream: finish a batch of %s: %w", c.opts.Topic, err)
 		}
 		if err := r.CommitMessages(ctx, messages(held)...); err != nil {
@@ -223,30 +220,22 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 	for {
 		batch = batch[:0]
 		var (
-			m       fetched[T]
-			ok, got bool
+			m  fetched[T]
+			ok bool
 		)
-		if pending != nil {
-			// Overlap only a backlog: with nothing more to apply, the
-			// pending batch is finished and committed now.
-			select {
-			case m, ok = <-msgs:
-				got = true
-			default:
-				if err := settle(); err != nil {
-					if ctx.Err() != nil {
-						return nil
-					}
-					return err
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-finished:
+			// Finished before the next batch arrived: committed now.
+			if err := settled(err); err != nil {
+				if ctx.Err() != nil {
+					return nil
 				}
+				return err
 			}
-		}
-		if !got {
-			select {
-			case <-ctx.Done():
-				return nil
-			case m, ok = <-msgs:
-			}
+			continue
+		case m, ok = <-msgs:
 		}
 		if !ok {
 			if ctx.Err() != nil {
@@ -268,8 +257,10 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 			}
 		}
 		next, err := c.process(ctx, batch)
-		if err == nil {
-			err = settle()
+		if err == nil && finished != nil {
+			// At most one batch pending: the one before this is
+			// finished first.
+			err = settled(<-finished)
 		}
 		if err != nil {
 			if next != nil {
@@ -289,7 +280,8 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		pending = next
+		finished = make(chan error, 1)
+		go func(done chan<- error) { done <- next(ctx) }(finished)
 		batch, held = held, batch
 	}
 }
