@@ -25,7 +25,7 @@ import (
 )
 
 // stageEvents is how many events each round of BenchmarkStage consumes.
-const stageEvents = 20000
+const stageEvents = 50000
 
 // BenchmarkStage measures the ruler as a stage of the pipeline: stageEvents
 // events on the events topic (kfake over TCP, three partitions), consumed
@@ -38,15 +38,25 @@ const stageEvents = 20000
 // consumer group (group join included) and stop when the last event is
 // done.
 //
-// Two streams: mix=city, as a city sends events (cityWorkload), and
-// mix=uniform, every event type equally often with attribute values spread
-// evenly over their ranges, so that a quarter of all events change an
-// alert (stageWorkload).
+// Three streams (cityWorkload, stageWorkload):
+//   - mix=city, as a city sends events on an ordinary day: 93% are
+//     readings of sensors and cameras, most of them unremarkable, the rest
+//     reports — 12345 calls, inspectors, video-AI detections;
+//   - mix=reports, a day of many reports: 30% of all events, one in five
+//     adding to a count rule's window;
+//   - mix=uniform, every event type equally often with attribute values
+//     spread evenly over their ranges, so that a quarter of all events
+//     change an alert: a storm, the worst case.
 //
 // Reported: ruler-events/s, raw-events/s, and ruler/raw, the share of the
 // raw consumption rate the ruler keeps.
 func BenchmarkStage(b *testing.B) {
-	b.Run("mix=city", func(b *testing.B) { benchmarkStage(b, cityWorkload) })
+	b.Run("mix=city", func(b *testing.B) {
+		benchmarkStage(b, func(cat *catalog.Catalog, n int) []*cityhubv1.Event { return cityWorkload(cat, n, 0.93) })
+	})
+	b.Run("mix=reports", func(b *testing.B) {
+		benchmarkStage(b, func(cat *catalog.Catalog, n int) []*cityhubv1.Event { return cityWorkload(cat, n, 0.70) })
+	})
 	b.Run("mix=uniform", func(b *testing.B) { benchmarkStage(b, stageWorkload) })
 }
 
@@ -284,14 +294,20 @@ func stageWorkload(cat *catalog.Catalog, n int) []*cityhubv1.Event {
 	return out
 }
 
-// cityWeights is how often each event type arrives in a city's stream, in
-// events per thousand.
-var cityWeights = map[string]float64{
+// cityReadings weighs the event types that sensors and cameras send as
+// readings, whatever the values: rain gauges, air stations, road cameras
+// measuring queues, water-level sensors, smart bins, methane sensors.
+var cityReadings = map[string]float64{
 	"rainfall": 220, "air_quality": 140, "traffic_congestion": 120, "waterlogging": 100,
-	"garbage_overflow": 80, "illegal_parking": 80, "gas_leak": 40, "noise_complaint": 40,
-	"smoke_detected": 30, "traffic_accident": 20, "manhole_cover_displaced": 20,
-	"drain_blocked": 20, "illegal_street_vending": 20, "gas_smell_report": 10,
-	"waterlogging_cleared": 10, "traffic_cleared": 10, "fire_report": 5,
+	"garbage_overflow": 80, "gas_leak": 40,
+}
+
+// cityReports weighs the event types that report something seen: 12345
+// calls, inspectors' reports, video-AI detections, and the all-clears.
+var cityReports = map[string]float64{
+	"illegal_parking": 80, "noise_complaint": 40, "smoke_detected": 30, "traffic_accident": 20,
+	"manhole_cover_displaced": 20, "drain_blocked": 20, "illegal_street_vending": 20,
+	"gas_smell_report": 10, "waterlogging_cleared": 10, "traffic_cleared": 10, "fire_report": 5,
 	"manhole_cover_missing": 5, "building_facade_risk": 5, "road_collapse": 3,
 	"gas_alarm_cleared": 3, "manhole_cover_restored": 3, "fire_extinguished": 2,
 }
@@ -349,13 +365,26 @@ func citySource(rnd *rand.Rand, typ string) string {
 	}
 }
 
-// cityWorkload returns n events as a city's stream brings them: readings
-// of sensors, most of them ordinary, detections of the video boxes and
-// 12345 calls, in the proportions of cityWeights.
-func cityWorkload(cat *catalog.Catalog, n int) []*cityhubv1.Event {
+// cityWorkload returns n events as a city's stream brings them: a share
+// of readings (cityReadings), most of them ordinary, and the rest reports
+// (cityReports).
+func cityWorkload(cat *catalog.Catalog, n int, readings float64) []*cityhubv1.Event {
 	rnd := rand.New(rand.NewPCG(5, 6))
+	weights := map[string]float64{}
+	for _, group := range []struct {
+		w     map[string]float64
+		share float64
+	}{{cityReadings, readings}, {cityReports, 1 - readings}} {
+		var sum float64
+		for _, w := range group.w {
+			sum += w
+		}
+		for t, w := range group.w {
+			weights[t] = w / sum * group.share
+		}
+	}
 	var total float64
-	for _, w := range cityWeights {
+	for _, w := range weights {
 		total += w
 	}
 	at := time.Now().Add(-time.Hour).UTC()
@@ -364,7 +393,7 @@ func cityWorkload(cat *catalog.Catalog, n int) []*cityhubv1.Event {
 		x := rnd.Float64() * total
 		var t catalog.EventType
 		for _, et := range cat.EventTypes {
-			if x -= cityWeights[et.Code]; x < 0 {
+			if x -= weights[et.Code]; x < 0 {
 				t = et
 				break
 			}

@@ -35,7 +35,7 @@ const DefaultGroup = "cityhub-ruler"
 // a few Redis round trips and one acknowledged Kafka write whatever its
 // size, so under a backlog larger batches go faster; when events trickle
 // in, a batch is whatever has arrived.
-const MaxBatch = 1024
+const MaxBatch = 4096
 
 // sweepInterval is how often alerts past their resolve_after are resolved.
 const sweepInterval = 10 * time.Second
