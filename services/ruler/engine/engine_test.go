@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -217,5 +218,65 @@ func TestGroupByOrderDoesNotChangeTheAlert(t *testing.T) {
 	ra, rb := ea.NewWorker().Eval(ev, nil), eb.NewWorker().Eval(ev, nil)
 	if ra[0].Fingerprint != rb[0].Fingerprint {
 		t.Error("group_by order changed the fingerprint")
+	}
+}
+
+// TestMatchThenDescribeIsEval: describing Match's results afterwards, in
+// any order and with other events evaluated in between, gives exactly
+// Eval's results.
+func TestMatchThenDescribeIsEval(t *testing.T) {
+	cat := loadCatalog(t)
+	packs, err := rulepack.LoadDir("../../../rules/packs", cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(append(packs, genPacks(t, cat, 200, 3)...), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := genEvents(cat, 400, 4)
+	w, eval := e.NewWorker(), e.NewWorker()
+	type matched struct {
+		ev *cityhubv1.Event
+		r  Result
+	}
+	var all []matched
+	for _, ev := range events {
+		for _, r := range w.Match(ev, nil) {
+			all = append(all, matched{ev, r})
+		}
+	}
+	described := 0
+	// Backwards, so that the worker's current event is never the one
+	// described.
+	for i := len(all) - 1; i >= 0; i-- {
+		m := &all[i]
+		if m.r.Kind == Fire && m.r.Title == "" && len(m.r.Explanation) == 0 {
+			w.Describe(m.ev, &m.r)
+			described++
+		}
+	}
+	var want []Result
+	for _, ev := range events {
+		want = eval.Eval(ev, want)
+	}
+	if len(all) != len(want) {
+		t.Fatalf("Match gave %d results, Eval %d", len(all), len(want))
+	}
+	for i, m := range all {
+		got, w := m.r, want[i]
+		if got.Kind != w.Kind || got.Rule != w.Rule || got.Fingerprint != w.Fingerprint || got.Title != w.Title ||
+			got.Summary != w.Summary || got.Severity != w.Severity || got.Distinct != w.Distinct ||
+			len(got.Explanation) != len(w.Explanation) {
+			t.Fatalf("result %d:\n described %+v\n eval      %+v", i, got, w)
+		}
+		for j := range got.Explanation {
+			if !proto.Equal(got.Explanation[j], w.Explanation[j]) {
+				t.Fatalf("result %d, explanation %d: %v, Eval %v", i, j, got.Explanation[j], w.Explanation[j])
+			}
+		}
+	}
+	if described < 20 {
+		t.Fatalf("only %d results described: the test does not exercise Describe", described)
 	}
 }
