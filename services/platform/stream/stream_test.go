@@ -154,16 +154,24 @@ func TestConsumerAppliesCommitsAndDeadLetters(t *testing.T) {
 
 	// A second member of the same group starts after the committed offsets:
 	// nothing is applied again, and new messages are.
-	produce(t, w, k.Topics.Events, 3) // v0..v2 again: seen twice if redelivered
-	col2 := &collector{seen: map[string]int{}}
-	stop2 := runConsumer(t, k, group, col2)
-	waitFor(t, "3 new applied", func() bool { return col2.count() == 3 })
-	stop2()
-	col2.mu.Lock()
-	defer col2.mu.Unlock()
-	for v, n := range col2.seen {
+	expectOnlyNew(t, k, w, group)
+}
+
+// expectOnlyNew writes three messages and checks that a new member of
+// group applies just those: v0..v2 again, which it would see twice if it
+// started before them.
+func expectOnlyNew(t *testing.T, k *kafkatest.Cluster, w *stream.Writer, group string) {
+	t.Helper()
+	produce(t, w, k.Topics.Events, 3)
+	col := &collector{seen: map[string]int{}}
+	stop := runConsumer(t, k, group, col)
+	waitFor(t, "3 new applied", func() bool { return col.count() == 3 })
+	stop()
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	for v, n := range col.seen {
 		if n != 1 {
-			t.Errorf("%s applied %d times after restart", v, n)
+			t.Errorf("%s applied %d times: the group did not start after what it had committed", v, n)
 		}
 	}
 }
@@ -272,17 +280,7 @@ func TestConsumerOverlapsPendingBatches(t *testing.T) {
 		}
 		return func(context.Context) error { return nil }, nil
 	}
-	c, err := stream.NewConsumer(stream.ConsumerOptions[string]{
-		Brokers: k.Brokers, Topic: k.Topics.Events, Group: group,
-		Decode: decode, ApplyPending: apply, MaxBatch: 4,
-		DeadLetter: w, DeadLetterTopic: k.Topics.EventsDLQ,
-		CommitInterval: 10 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Run(context.Background()) }()
+	_, done := startPending(t, k, w, group, apply, 4)
 	// The second batch is applied while the first is pending.
 	waitFor(t, "a second batch", func() bool {
 		mu.Lock()
@@ -338,18 +336,7 @@ func TestConsumerJoinsPendingOnStop(t *testing.T) {
 			return ctx.Err()
 		}, nil
 	}
-	c, err := stream.NewConsumer(stream.ConsumerOptions[string]{
-		Brokers: k.Brokers, Topic: k.Topics.Events, Group: group,
-		Decode: decode, ApplyPending: apply,
-		DeadLetter: w, DeadLetterTopic: k.Topics.EventsDLQ,
-		CommitInterval: 10 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	cancel, done := startPending(t, k, w, group, apply, 0)
 	waitFor(t, "a batch applied", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -369,6 +356,28 @@ func TestConsumerJoinsPendingOnStop(t *testing.T) {
 	stop := runConsumer(t, k, group, col)
 	waitFor(t, "all ten again", func() bool { return col.count() == 10 })
 	stop()
+}
+
+// startPending starts a consumer of group with apply as its ApplyPending,
+// and returns how to stop it and where Run's result arrives.
+func startPending(t *testing.T, k *kafkatest.Cluster, w *stream.Writer, group string,
+	apply func(context.Context, []stream.Record[string]) (stream.Pending, error), maxBatch int,
+) (cancel func(), done <-chan error) {
+	t.Helper()
+	c, err := stream.NewConsumer(stream.ConsumerOptions[string]{
+		Brokers: k.Brokers, Topic: k.Topics.Events, Group: group,
+		Decode: decode, ApplyPending: apply, MaxBatch: maxBatch,
+		DeadLetter: w, DeadLetterTopic: k.Topics.EventsDLQ,
+		CommitInterval: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	result := make(chan error, 1)
+	go func() { result <- c.Run(ctx) }()
+	t.Cleanup(stop)
+	return stop, result
 }
 
 func TestConsumerNeedsOneApply(t *testing.T) {
@@ -407,18 +416,7 @@ func TestConsumerCommitsAPendingBatchWithoutANextOne(t *testing.T) {
 			return nil
 		}, nil
 	}
-	c, err := stream.NewConsumer(stream.ConsumerOptions[string]{
-		Brokers: k.Brokers, Topic: k.Topics.Events, Group: group,
-		Decode: decode, ApplyPending: apply,
-		DeadLetter: w, DeadLetterTopic: k.Topics.EventsDLQ,
-		CommitInterval: 10 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	cancel, done := startPending(t, k, w, group, apply, 0)
 	waitFor(t, "ten finished", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -430,18 +428,7 @@ func TestConsumerCommitsAPendingBatchWithoutANextOne(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	produce(t, w, k.Topics.Events, 3) // v0..v2 again: seen twice if redelivered
-	col := &collector{seen: map[string]int{}}
-	stop := runConsumer(t, k, group, col)
-	waitFor(t, "3 new applied", func() bool { return col.count() == 3 })
-	stop()
-	col.mu.Lock()
-	defer col.mu.Unlock()
-	for v, n := range col.seen {
-		if n != 1 {
-			t.Errorf("%s applied %d times: the finished batch was not committed", v, n)
-		}
-	}
+	expectOnlyNew(t, k, w, group)
 }
 
 // committed returns the sum over the events topic's partitions of group's

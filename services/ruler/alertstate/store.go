@@ -224,13 +224,7 @@ func (s *Store) Apply(ctx context.Context, now time.Time, updates []Update) ([]R
 		}
 		args[g] = a
 	}
-	cmds, err := s.run(ctx, func(p redis.Pipeliner) []*redis.Cmd {
-		out := make([]*redis.Cmd, len(groups))
-		for g, idx := range groups {
-			out[g] = applyScript.EvalSha(ctx, p, keys(updates[idx[0]].Alert.GetId()), args[g]...)
-		}
-		return out
-	})
+	cmds, err := s.perAlert(ctx, applyScript, updates, groups, args)
 	if err != nil {
 		return nil, err
 	}
@@ -331,13 +325,7 @@ func (s *Store) Tally(ctx context.Context, updates []Update) (need []bool, err e
 	if len(tallied) == 0 {
 		return need, nil
 	}
-	cmds, err := s.run(ctx, func(p redis.Pipeliner) []*redis.Cmd {
-		out := make([]*redis.Cmd, len(tallied))
-		for g, idx := range tallied {
-			out[g] = tallyScript.EvalSha(ctx, p, keys(updates[idx[0]].Alert.GetId()), args[g]...)
-		}
-		return out
-	})
+	cmds, err := s.perAlert(ctx, tallyScript, updates, tallied, args)
 	if err != nil {
 		return nil, err
 	}
@@ -487,6 +475,18 @@ func (s *Store) index(ctx context.Context, results []Result) error {
 		return fmt.Errorf("alertstate: update indexes: %w", err)
 	}
 	return nil
+}
+
+// perAlert runs script once per group of updates (one alert's), over the
+// alert's keys with the group's args, all in one pipeline.
+func (s *Store) perAlert(ctx context.Context, script *redis.Script, updates []Update, groups [][]int, args [][]any) ([]*redis.Cmd, error) {
+	return s.run(ctx, func(p redis.Pipeliner) []*redis.Cmd {
+		out := make([]*redis.Cmd, len(groups))
+		for g, idx := range groups {
+			out[g] = script.EvalSha(ctx, p, keys(updates[idx[0]].Alert.GetId()), args[g]...)
+		}
+		return out
+	})
 }
 
 // run runs the scripts queued by queue in one pipeline, loading the
