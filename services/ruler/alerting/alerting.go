@@ -44,9 +44,11 @@ func New(e *engine.Engine, s *alertstate.Store) *Processor {
 
 // Process evaluates events in order and applies what they do to alerts, in
 // one batch. It returns the alerts to publish: every alert an event
-// touched, as it is now, including alerts a redelivered event left
-// unchanged (their earlier publication may have been lost), and the
-// alerts whose inhibition changed because an inhibiting alert did.
+// changed, as it is now; alerts an event may have changed before, in a
+// batch whose publication was lost, and left unchanged now (an event the
+// alert holds, a clear of a resolved alert); and the alerts whose
+// inhibition changed because an inhibiting alert did. An event that only
+// adds to a count window that does not fill publishes nothing.
 //
 // An alert is returned once per batch, at its latest version, however
 // many events touched it; when the batch changed its state more than once
