@@ -135,7 +135,7 @@ func runRuler(b *testing.B, k *kafkatest.Cluster, w *stream.Writer, rdb *rediste
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	return elapsed, gather(b, reg.Registerer.(*prometheus.Registry), "cityhub_ruler_alerts_published_total")
+	return elapsed, counterValue(b, reg.Registerer.(*prometheus.Registry), "cityhub_ruler_alerts_published_total")
 }
 
 // watching is a Registerer that keeps the counter named name when it is
@@ -239,23 +239,6 @@ func runRaw(b *testing.B, k *kafkatest.Cluster) time.Duration {
 		b.Fatal(err)
 	}
 	return elapsed
-}
-
-func gather(b *testing.B, reg *prometheus.Registry, name string) float64 {
-	b.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
 }
 
 // stageWorkload returns n events of every type of the catalog from every

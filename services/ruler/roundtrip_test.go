@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -95,50 +96,14 @@ func redisRoundTrips(t *testing.T, n int) float64 {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	waitFor(t, "every event", func() bool { return counter(t, reg, "cityhub_ruler_events_total") == float64(len(evs)) })
+	waitFor(t, "every event", func() bool { return counterValue(t, reg, "cityhub_ruler_events_total") == float64(len(evs)) })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	batches := histogramCount(t, reg, "cityhub_ruler_batch_seconds")
+	batches := uint64(metricSum(t, reg, "cityhub_ruler_batch_seconds", func(m *dto.Metric) float64 { return float64(m.GetHistogram().GetSampleCount()) }))
 	if batches == 0 {
 		t.Fatal("no batch was recorded")
 	}
 	return float64(hook.n.Load()) / float64(batches)
-}
-
-func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			var sum float64
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-			return sum
-		}
-	}
-	return 0
-}
-
-func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			var n uint64
-			for _, m := range mf.GetMetric() {
-				n += m.GetHistogram().GetSampleCount()
-			}
-			return n
-		}
-	}
-	return 0
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/platform/kafkatest"
@@ -99,17 +100,23 @@ cityhub_ruler_rule_errors_total{rule="trial/shadowed"} 0
 }
 
 // counterValue returns the sum of the series of the counter name.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
+func counterValue(tb testing.TB, reg *prometheus.Registry, name string) float64 {
+	tb.Helper()
+	return metricSum(tb, reg, name, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
+}
+
+// metricSum returns the sum of value over the series of the metric name.
+func metricSum(tb testing.TB, reg *prometheus.Registry, name string, value func(*dto.Metric) float64) float64 {
+	tb.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	var sum float64
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
+				sum += value(m)
 			}
 		}
 	}
