@@ -52,7 +52,7 @@ func TestConsoleActsAndWallFollows(t *testing.T) {
 	redis := redistest.Start(t)
 	h := startHub(t, hub.Options{DataDir: t.TempDir(), RedisURL: redis.URL})
 	viewer := h.token(t, auth.Principal{Subject: "wall", Role: auth.RoleViewer})
-	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource})
+	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource, Sources: []string{"iot", "video", "hotline", "inspector"}})
 
 	wall := browser(t)
 	wall, cancel := context.WithTimeout(wall, 5*pageWait)
@@ -124,7 +124,7 @@ func TestConsoleRefreshesOnStaleVersion(t *testing.T) {
 	h := startHub(t, hub.Options{DataDir: t.TempDir(), RedisURL: redis.URL, AllowedOrigins: []string{proxy.URL()}})
 	proxy.forwardTo(h.info.URL)
 	commander := h.token(t, auth.Principal{Subject: "commander", Role: auth.RoleCommander})
-	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource})
+	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource, Sources: []string{"iot", "video", "hotline", "inspector"}})
 
 	ctx := browser(t)
 	ctx, cancel := context.WithTimeout(ctx, 4*pageWait)

@@ -55,7 +55,7 @@ type devSignIn struct {
 func newDevSignIn(key ed25519.PrivateKey, cat *catalog.Catalog, info Info, log *slog.Logger) *devSignIn {
 	return &devSignIn{
 		enabled: info.DevSignIn,
-		signer:  auth.NewSigner(key),
+		signer:  auth.NewSigner(key).WithDirectory(cat),
 		cat:     cat,
 		log:     log.With("component", "dev-signin"),
 	}

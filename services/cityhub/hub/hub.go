@@ -132,6 +132,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	verifier.SetDirectory(cat)
 	info := Info{DataDir: opts.DataDir}
 
 	// Infrastructure.
@@ -237,7 +238,7 @@ func Run(ctx context.Context, opts Options) error {
 	mux := http.NewServeMux()
 	checks := health.New()
 	checks.Add("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
-	checks.Routes(mux)
+	checks.Routes(mux, func(r *http.Request) bool { return verifier.Allows(r, auth.RoleCommander, auth.RoleViewer) })
 	// A scraper is given a long-lived viewer token.
 	mux.Handle("GET /metrics", verifier.Require(auth.RoleCommander, auth.RoleViewer)(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	in.Routes(mux)
@@ -247,6 +248,11 @@ func Run(ctx context.Context, opts Options) error {
 	newDevSignIn(key, cat, info, log).routes(mux)
 
 	g, gctx := errgroup.WithContext(ctx)
+	// Tokens follow the catalog: a department or district removed from it
+	// loses access within a watch interval.
+	g.Go(func() error {
+		return catalog.Watch(gctx, filepath.Join(opts.RulesDir, "catalog.yaml"), 0, log, func(c *catalog.Catalog) { verifier.SetDirectory(c) })
+	})
 	g.Go(func() error { return rl.Run(gctx) })
 	g.Go(func() error { return dp.Run(gctx) })
 	g.Go(func() error { return gw.Run(gctx) })

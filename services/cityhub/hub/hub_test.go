@@ -144,7 +144,7 @@ func TestEventToCaseEndToEnd(t *testing.T) {
 	redis := redistest.Start(t)
 	h := startHub(t, hub.Options{DataDir: t.TempDir(), RedisURL: redis.URL})
 	commander := h.token(t, auth.Principal{Subject: "commander", Role: auth.RoleCommander})
-	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource})
+	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource, Sources: []string{"iot", "video", "hotline", "inspector"}})
 
 	ws := subscribe(t, h, commander)
 	await(t, ws, "the cases snapshot", func(f frame) bool { return f.Type == "snapshot" && f.Stream == "cases" })
@@ -212,7 +212,7 @@ func TestEmbeddedRestartKeepsCases(t *testing.T) {
 	dir := t.TempDir()
 	h := startHub(t, hub.Options{DataDir: dir})
 	commander := h.token(t, auth.Principal{Subject: "commander", Role: auth.RoleCommander})
-	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource})
+	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource, Sources: []string{"iot", "video", "hotline", "inspector"}})
 	ws := subscribe(t, h, commander)
 	if code, body := h.do(t, "POST", "/v1/events", source, waterlogging("restart-1", 50)); code != http.StatusAccepted {
 		t.Fatalf("POST = %d %s", code, body)

@@ -157,7 +157,7 @@ func TestWallScreenShowsAlertAndCase(t *testing.T) {
 	redis := redistest.Start(t)
 	h := startHub(t, hub.Options{DataDir: t.TempDir(), RedisURL: redis.URL})
 	viewer := h.token(t, auth.Principal{Subject: "wall", Role: auth.RoleViewer})
-	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource})
+	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource, Sources: []string{"iot", "video", "hotline", "inspector"}})
 
 	ctx := browser(t)
 	ctx, cancel := context.WithTimeout(ctx, 3*pageWait)

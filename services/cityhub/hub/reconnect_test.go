@@ -36,7 +36,9 @@ func startHubAt(t *testing.T, addr string, o hub.Options) *running {
 	o.HTTPAddr = addr
 	o.KafkaAddr = "127.0.0.1:0"
 	o.RedisAddr = "127.0.0.1:0"
-	o.RulesDir = "../../../rules"
+	if o.RulesDir == "" {
+		o.RulesDir = "../../../rules"
+	}
 	ready := make(chan hub.Info, 1)
 	o.OnReady = func(i hub.Info) { ready <- i }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -85,7 +87,7 @@ func TestPagesReconnectAfterHubRestart(t *testing.T) {
 	// The signing key is under the data dir: the tokens outlive the restart.
 	viewer := h.token(t, auth.Principal{Subject: "wall", Role: auth.RoleViewer})
 	commander := h.token(t, auth.Principal{Subject: "commander", Role: auth.RoleCommander})
-	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource})
+	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource, Sources: []string{"iot", "video", "hotline", "inspector"}})
 
 	wall := browser(t)
 	wall, cancel := context.WithTimeout(wall, 6*pageWait)

@@ -47,7 +47,7 @@ func cityEvents() []map[string]any {
 // returns the ids of the cases by district.
 func seedCity(t *testing.T, h *running) map[string]string {
 	t.Helper()
-	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource})
+	source := h.token(t, auth.Principal{Subject: "iot-platform", Role: auth.RoleSource, Sources: []string{"iot", "video", "hotline", "inspector"}})
 	commander := h.token(t, auth.Principal{Subject: "commander", Role: auth.RoleCommander})
 	if code, body := h.do(t, "POST", "/v1/events", source, cityEvents()); code != http.StatusAccepted {
 		t.Fatalf("POST the city's events = %d %s", code, body)

@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -196,6 +197,19 @@ func NewGenerator(cat *catalog.Catalog, seed int64) *Generator {
 		}
 	}
 	return g
+}
+
+// Sources returns the sources g's events come from, sorted: what a
+// source token for the simulator must speak for.
+func (g *Generator) Sources() []string {
+	var out []string
+	for _, k := range g.kinds {
+		if !slices.Contains(out, k.source) {
+			out = append(out, k.source)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Next returns one event that occurred at now.

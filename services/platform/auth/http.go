@@ -44,3 +44,15 @@ func (v *Verifier) Require(roles ...Role) func(http.Handler) http.Handler {
 		})
 	}
 }
+
+// Allows reports whether r carries a valid bearer token of one of roles
+// (of any role when none are given), for endpoints that answer everyone
+// but tell more to some.
+func (v *Verifier) Allows(r *http.Request, roles ...Role) bool {
+	tok, ok := BearerToken(r)
+	if !ok {
+		return false
+	}
+	p, err := v.Verify(tok)
+	return err == nil && (len(roles) == 0 || slices.Contains(roles, p.Role))
+}

@@ -8,8 +8,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"slices"
 
@@ -73,19 +71,13 @@ type EventType struct {
 
 var codeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
+var errTooLarge = fmt.Errorf("larger than %d bytes", MaxBytes)
+
 // Load reads and validates the catalog at path.
 func Load(path string) (*Catalog, error) {
-	f, err := os.Open(path)
+	b, err := readLimited(path)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("catalog: %s: %w", path, err)
-	}
-	if len(b) > MaxBytes {
-		return nil, fmt.Errorf("catalog: %s: larger than %d bytes", path, MaxBytes)
 	}
 	c, err := Parse(b)
 	if err != nil {
@@ -176,6 +168,12 @@ func (c *Catalog) Department(code string) (*Department, bool) {
 	d, ok := c.departments[code]
 	return d, ok
 }
+
+// HasDistrict reports whether the catalog has a district with the given code.
+func (c *Catalog) HasDistrict(code string) bool { _, ok := c.districts[code]; return ok }
+
+// HasDepartment reports whether the catalog has a department with the given code.
+func (c *Catalog) HasDepartment(code string) bool { _, ok := c.departments[code]; return ok }
 
 // EventType returns the event type with the given code.
 func (c *Catalog) EventType(code string) (*EventType, bool) {

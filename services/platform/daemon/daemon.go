@@ -72,6 +72,7 @@ func Setup(name string, fs *flag.FlagSet, args []string) (*Base, error) {
 	if b.Verifier, err = auth.NewVerifier(key); err != nil {
 		return nil, err
 	}
+	b.Verifier.SetDirectory(b.Catalog)
 	b.Topics = stream.DefaultTopics(b.Config.TopicPrefix)
 	return b, nil
 }
@@ -112,6 +113,11 @@ func (b *Base) Close() {
 // returns the first error.
 func (b *Base) Run(ctx context.Context, mux *http.ServeMux, loops ...func(context.Context) error) error {
 	g, gctx := errgroup.WithContext(ctx)
+	// Tokens follow the catalog: a department or district removed from it
+	// loses access within a watch interval.
+	g.Go(func() error {
+		return catalog.Watch(gctx, b.Config.Catalog, 0, b.Logger, func(c *catalog.Catalog) { b.Verifier.SetDirectory(c) })
+	})
 	for _, loop := range loops {
 		g.Go(func() error { return loop(gctx) })
 	}
@@ -123,7 +129,7 @@ func (b *Base) Run(ctx context.Context, mux *http.ServeMux, loops ...func(contex
 // scraper is given a long-lived viewer token) and the health endpoints, on
 // the configured address until ctx ends.
 func (b *Base) serve(ctx context.Context, mux *http.ServeMux) error {
-	b.Health.Routes(mux)
+	b.Health.Routes(mux, func(r *http.Request) bool { return b.Verifier.Allows(r, auth.RoleCommander, auth.RoleViewer) })
 	mux.Handle("GET /metrics", b.Verifier.Require(auth.RoleCommander, auth.RoleViewer)(promhttp.HandlerFor(b.Registry, promhttp.HandlerOpts{})))
 	b.Logger.Info("serving HTTP", "addr", b.Config.HTTPAddr)
 	return serve.ListenAndRun(ctx, b.Config.HTTPAddr, mux, serve.Options{Logger: b.Logger})

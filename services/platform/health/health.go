@@ -1,6 +1,7 @@
 // Package health serves /healthz (the process is alive) and /readyz (the
 // process can do its work: every registered check passes). Neither needs a
-// token: they say nothing but ok or which dependency failed.
+// token, so to anyone they say only ok or unavailable; which check failed,
+// and why, goes only to a caller the service trusts with it (see Routes).
 package health
 
 import (
@@ -32,15 +33,19 @@ func (c *Checker) Add(name string, check Check) {
 	c.checks[name] = check
 }
 
-// Routes registers GET /healthz and GET /readyz on mux.
-func (c *Checker) Routes(mux *http.ServeMux) {
+// Routes registers GET /healthz and GET /readyz on mux. The failed checks
+// and their errors, which may name internal addresses, are told only to
+// requests for which details reports true (nil: to none).
+func (c *Checker) Routes(mux *http.ServeMux, details func(*http.Request) bool) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httperr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", c.ready)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		c.ready(w, r, details != nil && details(r))
+	})
 }
 
-func (c *Checker) ready(w http.ResponseWriter, r *http.Request) {
+func (c *Checker) ready(w http.ResponseWriter, r *http.Request, details bool) {
 	c.mu.Lock()
 	names := make([]string, 0, len(c.checks))
 	for n := range c.checks {
@@ -63,7 +68,11 @@ func (c *Checker) ready(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if status != http.StatusOK {
-		httperr.WriteJSON(w, status, map[string]any{"status": "unavailable", "failed": failed})
+		body := map[string]any{"status": "unavailable"}
+		if details {
+			body["failed"] = failed
+		}
+		httperr.WriteJSON(w, status, body)
 		return
 	}
 	httperr.WriteJSON(w, status, map[string]string{"status": "ok"})

@@ -2,7 +2,7 @@
 // and simulates a city's events against it.
 //
 //	cityhub [run] [--http :8080] [--rules rules] [--data .cityhub] [--no-dev-signin]
-//	cityhub token [--data .cityhub] --role ROLE [--dept D] [--districts a,b] [--ttl 8h]
+//	cityhub token [--data .cityhub] [--rules rules] --role ROLE [--dept D] [--districts a,b] [--sources s,t] [--ttl 8h]
 //	cityhub simulate [--url http://localhost:8080] [--rate 5] [--duration 1m]
 package main
 
@@ -14,12 +14,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/cityhub/cityhub/services/cityhub/hub"
 	"github.com/cityhub/cityhub/services/cityhub/simulate"
 	"github.com/cityhub/cityhub/services/platform/auth"
+	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/config"
 	"github.com/cityhub/cityhub/services/platform/logging"
 )
@@ -100,7 +102,7 @@ func banner(w io.Writer, info hub.Info) {
 	} else {
 		fmt.Fprintf(w, "  Redis  %s\n", info.RedisURL)
 	}
-	if viewer, err := mint(info.DataDir, auth.Principal{Subject: "wall-screen", Role: auth.RoleViewer}, 12*time.Hour); err == nil {
+	if viewer, err := mint(info.DataDir, nil, auth.Principal{Subject: "wall-screen", Role: auth.RoleViewer}, 12*time.Hour); err == nil {
 		fmt.Fprintf(w, "\n  Wall screen (大屏):  %s/#token=%s\n", info.URL, viewer)
 	}
 	if info.DevSignIn {
@@ -113,24 +115,32 @@ func banner(w io.Writer, info hub.Info) {
 	fmt.Fprintf(w, "  Simulated city events: go run ./services/cityhub/cmd/cityhub simulate --rate 5\n\n")
 }
 
-func mint(dataDir string, p auth.Principal, ttl time.Duration) (string, error) {
+// mint signs a token for p with the key under dataDir, refusing a
+// department or district that cat (when not nil) does not have.
+func mint(dataDir string, cat *catalog.Catalog, p auth.Principal, ttl time.Duration) (string, error) {
 	key, err := auth.LoadOrCreateKey(dataDir)
 	if err != nil {
 		return "", err
 	}
-	return auth.NewSigner(key).Sign(p, ttl)
+	s := auth.NewSigner(key)
+	if cat != nil {
+		s = s.WithDirectory(cat)
+	}
+	return s.Sign(p, ttl)
 }
 
 func token(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cityhub token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var dataDir, role, dept, sub string
-	var districts []string
+	var dataDir, rulesDir, role, dept, sub string
+	var districts, sources []string
 	var ttl time.Duration
 	fs.StringVar(&dataDir, "data", ".cityhub", "data directory of the hub that will accept the token")
+	fs.StringVar(&rulesDir, "rules", "rules", "directory with catalog.yaml, whose departments and districts the token may name")
 	fs.StringVar(&role, "role", "", "commander, dispatcher, department, viewer or source")
 	fs.StringVar(&dept, "dept", "", "department code (required for --role department)")
 	config.ListVar(fs, &districts, "districts", "CITYHUB_TOKEN_DISTRICTS", "", "district codes the token is scoped to, comma-separated")
+	config.ListVar(fs, &sources, "sources", "CITYHUB_TOKEN_SOURCES", "", "sources a source token speaks for, comma-separated (required for --role source)")
 	fs.StringVar(&sub, "sub", "", "subject: who the token names (default: the role)")
 	fs.DurationVar(&ttl, "ttl", 8*time.Hour, "how long the token is valid")
 	if err := fs.Parse(args); err != nil {
@@ -146,7 +156,11 @@ func token(args []string, stdout, stderr io.Writer) error {
 			sub += "-" + dept
 		}
 	}
-	tok, err := mint(dataDir, auth.Principal{Subject: sub, Role: r, Dept: dept, Districts: districts}, ttl)
+	cat, err := catalog.Load(filepath.Join(rulesDir, "catalog.yaml"))
+	if err != nil {
+		return err
+	}
+	tok, err := mint(dataDir, cat, auth.Principal{Subject: sub, Role: r, Dept: dept, Districts: districts, Sources: sources}, ttl)
 	if err != nil {
 		return err
 	}
@@ -171,13 +185,17 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if tok == "" {
-		var err error
-		if tok, err = mint(dataDir, auth.Principal{Subject: "simulator", Role: auth.RoleSource}, 24*time.Hour); err != nil {
+		cat, err := catalog.Load(filepath.Join(rulesDir, "catalog.yaml"))
+		if err != nil {
+			return err
+		}
+		p := auth.Principal{Subject: "simulator", Role: auth.RoleSource, Sources: simulate.NewGenerator(cat, 0).Sources()}
+		if tok, err = mint(dataDir, cat, p, 24*time.Hour); err != nil {
 			return err
 		}
 	}
 	o.Token = tok
-	o.CatalogPath = rulesDir + "/catalog.yaml"
+	o.CatalogPath = filepath.Join(rulesDir, "catalog.yaml")
 	o.Progress = stdout
 	return simulate.Run(ctx, o)
 }
