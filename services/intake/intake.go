@@ -123,11 +123,9 @@ func (s *Service) postEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handle(w http.ResponseWriter, r *http.Request) int {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			httperr.Write(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json", nil)
-			return http.StatusUnsupportedMediaType
-		}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		httperr.Write(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the events as Content-Type: application/json", nil)
+		return http.StatusUnsupportedMediaType
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, events.MaxBodyBytes))
 	if err != nil {
@@ -139,7 +137,12 @@ func (s *Service) handle(w http.ResponseWriter, r *http.Request) int {
 		httperr.Write(w, http.StatusBadRequest, "unreadable_body", "reading the body: "+err.Error(), nil)
 		return http.StatusBadRequest
 	}
-	evs, err := s.dec.DecodeBody(body)
+	// The token says which sources the caller speaks for; an event of any
+	// other source is refused with the rest of its request.
+	p, _ := auth.FromContext(r.Context())
+	dec := *s.dec
+	dec.SpeaksFor = p.SpeaksFor
+	evs, err := dec.DecodeBody(body)
 	if err != nil {
 		var be *events.BatchError
 		if errors.As(err, &be) {

@@ -74,11 +74,14 @@ func (h *harness) post(t *testing.T, role auth.Role, contentType string, body []
 		req.Header.Set("Content-Type", contentType)
 	}
 	if role != "" {
-		tok, err := h.signer.Sign(auth.Principal{Subject: "test-" + string(role), Role: role, Dept: "water-affairs"}, time.Minute)
-		if err != nil {
-			t.Fatal(err)
+		p := auth.Principal{Subject: "test-" + string(role), Role: role}
+		switch role {
+		case auth.RoleDepartment:
+			p.Dept = "water-affairs"
+		case auth.RoleSource:
+			p.Sources = []string{"hotline"}
 		}
-		req.Header.Set("Authorization", "Bearer "+tok)
+		h.authorize(t, req, p)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -87,6 +90,15 @@ func (h *harness) post(t *testing.T, role auth.Role, contentType string, body []
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, b
+}
+
+func (h *harness) authorize(t *testing.T, req *http.Request, p auth.Principal) {
+	t.Helper()
+	tok, err := h.signer.Sign(p, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 }
 
 func (h *harness) logged(t *testing.T) []kafka.Message {
@@ -145,6 +157,10 @@ func TestPostEventsRefusals(t *testing.T) {
 		{"no token", "application/json", event("a", "xuhui"), "", 401, "unauthenticated"},
 		{"viewer", "application/json", event("a", "xuhui"), auth.RoleViewer, 403, "forbidden"},
 		{"plain text", "text/plain", event("a", "xuhui"), auth.RoleSource, 415, "unsupported_media_type"},
+		{"no content type", "", event("a", "xuhui"), auth.RoleSource, 415, "unsupported_media_type"},
+		{"duplicate ids", "application/json", "[" + event("b", "pudong") + "," + event("a", "xuhui") + "," + event("a", "pudong") + "]", auth.RoleSource, 400, "invalid_events"},
+		{"another source", "application/json", "[" + event("a", "xuhui") + "," + strings.Replace(event("b", "xuhui"), `"hotline"`, `"video"`, 1) + "]", auth.RoleSource, 400, "invalid_events"},
+		{"invalid UTF-8", "application/json", "[" + event("a", "xuhui") + "," + strings.Replace(event("b", "xuhui"), `"location":{`, "\"text\":\"\xff\",\"location\":{", 1) + "]", auth.RoleSource, 400, "invalid_events"},
 		{"one bad item", "application/json", "[" + event("a", "xuhui") + "," + event("b", "atlantis") + "]", auth.RoleSource, 400, "invalid_events"},
 		{"not json", "application/json", "hello", auth.RoleSource, 400, "malformed_body"},
 		{"over a mebibyte", "application/json", big, auth.RoleSource, 413, "body_too_large"},
@@ -182,5 +198,43 @@ func TestPostEventsWithoutKafkaIs503(t *testing.T) {
 	resp, body := h.post(t, auth.RoleSource, "application/json", []byte(event("a", "xuhui")))
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+}
+
+// A source token speaks for the sources it names, and for no other: one
+// party cannot post both the detection and the report that corroborates it.
+func TestSourceTokenSpeaksOnlyForItsSources(t *testing.T) {
+	h := start(t, 0)
+	video := strings.Replace(event("v-1", "xuhui"), `"hotline"`, `"video"`, 1)
+	post := func(p auth.Principal, body string) (int, string) {
+		req, _ := http.NewRequest("POST", h.srv.URL+"/v1/events", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		h.authorize(t, req, p)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	camera := auth.Principal{Subject: "video-ai", Role: auth.RoleSource, Sources: []string{"video"}}
+	if code, body := post(camera, "["+video+","+event("h-1", "xuhui")+"]"); code != 400 || !strings.Contains(body, `"index":1`) || !strings.Contains(body, `"field":"source"`) {
+		t.Errorf("a video token posting a hotline report: %d %s", code, body)
+	}
+	if code, body := post(camera, video); code != 202 {
+		t.Errorf("a video token posting a video detection: %d %s", code, body)
+	}
+	commander := auth.Principal{Subject: "duty-officer", Role: auth.RoleCommander}
+	if code, body := post(commander, event("h-2", "xuhui")); code != 202 {
+		t.Errorf("a commander entering a hotline report: %d %s", code, body)
+	}
+	msgs := h.logged(t)
+	if len(msgs) != 2 {
+		t.Fatalf("%d events on the log, want 2", len(msgs))
+	}
+	var ev cityhubv1.Event
+	if err := stream.Unmarshal(msgs[0], &ev); err != nil || ev.GetSource() != "video" {
+		t.Errorf("first event's source %q (%v)", ev.GetSource(), err)
 	}
 }

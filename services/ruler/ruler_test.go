@@ -134,7 +134,7 @@ func TestRulerEndToEnd(t *testing.T) {
 	waitFor(t, "the first alert", func() bool { got = alerts(t, k); return len(got) > 0 })
 	a := got[0]
 	if a.Rule != "flood-control/deep-waterlogging" || a.Pack != "flood-control" || a.State != cityhubv1.AlertState_ALERT_STATE_FIRING ||
-		a.Severity != cityhubv1.Severity_SEVERITY_SEVERE || a.Version != 1 || !slices.Equal(a.EventIds, []string{"ev-1"}) || a.EventCount != 1 {
+		a.Severity != cityhubv1.Severity_SEVERITY_SEVERE || a.Version != 1 || !slices.Equal(a.EventIds, []string{"iot/ev-1"}) || a.EventCount != 1 {
 		t.Errorf("alert = %v", a)
 	}
 	if a.Labels["district"] != "xuhui" || a.Labels["street"] != "tianping" || a.District != "xuhui" || a.EventType != "waterlogging" || a.Location.GetStreet() != "tianping" {

@@ -103,7 +103,18 @@ type Decoder struct {
 	Catalog *catalog.Catalog
 	// Now is the hub's clock; time.Now when nil.
 	Now func() time.Time
+	// SpeaksFor says whether the caller may post events of a source (the
+	// sources its token names); an event of another source is invalid.
+	// Nil allows every source.
+	SpeaksFor func(source string) bool
 }
+
+// Key returns the identity of ev: its source and its id. Ids are the
+// sources' own idempotency keys, so they are unique only within a source;
+// two sources that pick the same id name two events, and one source can
+// never take or pre-empt another's. Consumers that deduplicate events, and
+// alerts that list them, use this key.
+func Key(ev *cityhubv1.Event) string { return ev.GetSource() + "/" + ev.GetId() }
 
 // DecodeBody parses body — one event object or an array of at most MaxBatch
 // — and validates every event. It returns all events or none: a *BatchError
@@ -131,15 +142,17 @@ func (d *Decoder) DecodeBody(body []byte) ([]*cityhubv1.Event, error) {
 	default:
 		return nil, fmt.Errorf("%w: want a JSON object or an array of objects", ErrMalformed)
 	}
-	out := make([]*cityhubv1.Event, 0, len(raws))
-	var bad []ItemError
+	out := make([]*cityhubv1.Event, len(raws))
+	errs := make([][]FieldError, len(raws))
 	for i, raw := range raws {
-		ev, errs := d.decodeOne(raw)
-		if len(errs) > 0 {
-			bad = append(bad, ItemError{Index: i, Errors: errs})
-			continue
+		out[i], errs[i] = d.decodeOne(raw)
+	}
+	duplicates(out, errs)
+	var bad []ItemError
+	for i, e := range errs {
+		if len(e) > 0 {
+			bad = append(bad, ItemError{Index: i, Errors: e})
 		}
-		out = append(out, ev)
 	}
 	if len(bad) > 0 {
 		return nil, &BatchError{Items: bad}
@@ -147,7 +160,52 @@ func (d *Decoder) DecodeBody(body []byte) ([]*cityhubv1.Event, error) {
 	return out, nil
 }
 
+// duplicates adds an error to each of two or more events of one request
+// that share a source and an id, naming the others: one of them would be
+// dropped as a redelivery of the other, while the answer said both were
+// accepted. Ids the hub assigned never repeat.
+func duplicates(evs []*cityhubv1.Event, errs [][]FieldError) {
+	first := make(map[string]int, len(evs))
+	var dups map[string][]int
+	for i, ev := range evs {
+		if ev == nil {
+			continue
+		}
+		k := Key(ev)
+		j, seen := first[k]
+		if !seen {
+			first[k] = i
+			continue
+		}
+		if dups == nil {
+			dups = make(map[string][]int)
+		}
+		if len(dups[k]) == 0 {
+			dups[k] = []int{j}
+		}
+		dups[k] = append(dups[k], i)
+	}
+	for _, idx := range dups {
+		for _, i := range idx {
+			var others []string
+			for _, j := range idx {
+				if j != i {
+					others = append(others, fmt.Sprint(j))
+				}
+			}
+			errs[i] = append(errs[i], FieldError{Field: "id", Message: fmt.Sprintf("%q of source %s is also the id of event %s of this request; ids are idempotency keys and must differ", evs[i].GetId(), evs[i].GetSource(), strings.Join(others, ", "))})
+		}
+	}
+}
+
 func (d *Decoder) decodeOne(raw json.RawMessage) (*cityhubv1.Event, []FieldError) {
+	// encoding/json turns invalid UTF-8 and lone surrogate escapes into
+	// U+FFFD without a word, so they are looked for in the raw bytes first.
+	if suspectUnicode(raw) {
+		if errs := unicodeErrors(raw); len(errs) > 0 {
+			return nil, errs
+		}
+	}
 	var in Input
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -197,6 +255,8 @@ func (d *Decoder) Validate(in *Input) (*cityhubv1.Event, []FieldError) {
 		bad("source", "required")
 	case !sourceRE.MatchString(in.Source):
 		bad("source", "%q: want lower-case letters, digits and _", clip(in.Source))
+	case d.SpeaksFor != nil && !d.SpeaksFor(in.Source):
+		bad("source", "%q: the token does not speak for this source", in.Source)
 	}
 	var et *catalog.EventType
 	if in.Type == "" {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cityhub/cityhub/services/platform/catalog"
 )
@@ -101,7 +102,8 @@ func TestDecodeBadFieldsNamed(t *testing.T) {
 func TestDecodeBatchIsAllOrNothing(t *testing.T) {
 	d := testDecoder(t)
 	badOne := strings.Replace(good, `"xuhui"`, `"atlantis"`, 1)
-	_, err := d.DecodeBody([]byte("[" + good + "," + badOne + "," + good + "," + badOne + "]"))
+	good2 := strings.Replace(good, `"hl-1"`, `"hl-2"`, 1)
+	_, err := d.DecodeBody([]byte("[" + good + "," + badOne + "," + good2 + "," + badOne + "]"))
 	var be *BatchError
 	if !errors.As(err, &be) {
 		t.Fatalf("error = %v", err)
@@ -129,25 +131,138 @@ func TestDecodeMalformed(t *testing.T) {
 	}
 }
 
+func TestDecodeInvalidUnicodeNamed(t *testing.T) {
+	d := testDecoder(t)
+	for _, tc := range []struct {
+		name, body, field string
+	}{
+		{"text", strings.Replace(good, `路口积水`, "路口\xff积水", 1), "text"},
+		{"street", strings.Replace(good, `"tianping"`, "\"tian\xc3ping\"", 1), "location.street"},
+		{"attribute", strings.Replace(good, `"c-17"`, "\"c-\xed\xa0\x80\"", 1), "attrs.camera_id"},
+		{"lone surrogate escape", strings.Replace(good, `路口积水`, `路口\ud800积水`, 1), "text"},
+		{"reversed surrogate pair", strings.Replace(good, `"tianping"`, `"\udc00\ud800"`, 1), "location.street"},
+		{"attribute name", strings.Replace(good, `"camera_id"`, "\"camera\xff\"", 1), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := d.DecodeBody([]byte(tc.body))
+			var be *BatchError
+			if !errors.As(err, &be) {
+				t.Fatalf("DecodeBody error = %v, want a *BatchError", err)
+			}
+			for _, fe := range be.Items[0].Errors {
+				if fe.Field == tc.field && strings.Contains(fe.Message, "UTF-8") {
+					return
+				}
+			}
+			t.Errorf("errors %+v do not name %q as invalid UTF-8", be.Items[0].Errors, tc.field)
+		})
+	}
+	// What the sender wrote on purpose stays.
+	for name, body := range map[string]string{
+		"surrogate pair":        strings.Replace(good, `路口积水`, `路口\ud83c\udf0a积水`, 1),
+		"replacement character": strings.Replace(good, `路口积水`, "路口\uFFFD积水", 1),
+		"escaped replacement":   strings.Replace(good, `路口积水`, `路口\uFFFD积水`, 1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			evs, err := d.DecodeBody([]byte(body))
+			if err != nil {
+				t.Fatalf("DecodeBody = %v", err)
+			}
+			if !utf8.ValidString(evs[0].Text) {
+				t.Errorf("text %q", evs[0].Text)
+			}
+		})
+	}
+}
+
+func TestDecodeDuplicateIDsNameEachOther(t *testing.T) {
+	d := testDecoder(t)
+	other := strings.Replace(good, `"hl-1"`, `"hl-2"`, 1)
+	_, err := d.DecodeBody([]byte("[" + good + "," + other + "," + good + "]"))
+	var be *BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("DecodeBody error = %v, want a *BatchError", err)
+	}
+	if len(be.Items) != 2 || be.Items[0].Index != 0 || be.Items[1].Index != 2 {
+		t.Fatalf("items = %+v, want 0 and 2", be.Items)
+	}
+	if fe := be.Items[0].Errors[0]; fe.Field != "id" || !strings.Contains(fe.Message, "event 2") {
+		t.Errorf("item 0: %+v, want the id naming event 2", fe)
+	}
+	if fe := be.Items[1].Errors[0]; fe.Field != "id" || !strings.Contains(fe.Message, "event 0") {
+		t.Errorf("item 2: %+v, want the id naming event 0", fe)
+	}
+	// Ids are per source: the same id from another source is another event,
+	// and events without ids get ids of their own.
+	video := strings.Replace(good, `"hotline"`, `"video"`, 1)
+	noID := strings.Replace(good, `"id":"hl-1",`, "", 1)
+	if evs, err := d.DecodeBody([]byte("[" + good + "," + video + "," + noID + "," + noID + "]")); err != nil || len(evs) != 4 {
+		t.Fatalf("DecodeBody = %d events, %v", len(evs), err)
+	} else if Key(evs[0]) == Key(evs[1]) || evs[2].Id == evs[3].Id {
+		t.Errorf("keys %s %s %s %s", Key(evs[0]), Key(evs[1]), Key(evs[2]), Key(evs[3]))
+	}
+}
+
+func TestDecodeOnlySpokenForSources(t *testing.T) {
+	d := testDecoder(t)
+	d.SpeaksFor = func(s string) bool { return s == "video" }
+	video := strings.Replace(good, `"hotline"`, `"video"`, 1)
+	_, err := d.DecodeBody([]byte("[" + video + "," + good + "]"))
+	var be *BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("DecodeBody error = %v, want a *BatchError", err)
+	}
+	if len(be.Items) != 1 || be.Items[0].Index != 1 || be.Items[0].Errors[0].Field != "source" {
+		t.Fatalf("items = %+v, want the source of item 1", be.Items)
+	}
+	if _, err := d.DecodeBody([]byte(video)); err != nil {
+		t.Errorf("an event of a spoken-for source: %v", err)
+	}
+}
+
 func FuzzDecodeBody(f *testing.F) {
 	f.Add([]byte(good))
 	f.Add([]byte("[" + good + "," + good + "]"))
 	f.Add([]byte(`{"attrs":{"a":[1,2,{"b":null}]}}`))
 	f.Add([]byte(`[{"location":{"lon":1e400}}]`))
+	// The shapes of the trust holes: invalid UTF-8 and lone surrogates in
+	// free text, duplicate ids, a source the caller does not speak for.
+	f.Add([]byte(strings.Replace(good, `路口积水`, "路口\xff积水", 1)))
+	f.Add([]byte(strings.Replace(good, `"c-17"`, `"\ud800"`, 1)))
+	f.Add([]byte(strings.Replace(good, `"camera_id"`, "\"cam\xc3\"", 1)))
+	f.Add([]byte("[" + good + "," + strings.Replace(good, `"hotline"`, `"video"`, 1) + "]"))
+	f.Add([]byte(strings.Replace(good, `"hotline"`, `"iot"`, 1)))
 	d := testDecoder(f)
+	d.SpeaksFor = func(s string) bool { return s != "iot" }
 	f.Fuzz(func(t *testing.T, body []byte) {
 		evs, err := d.DecodeBody(body)
 		if err == nil {
 			if len(evs) == 0 {
 				t.Fatal("no error and no events")
 			}
+			keys := map[string]bool{}
 			for _, ev := range evs {
 				if ev.Id == "" || ev.Location.GetDistrict() != "xuhui" || ev.OccurredAt == nil {
 					t.Fatalf("accepted an incomplete event %v", ev)
 				}
+				if ev.Source == "iot" {
+					t.Fatal("accepted an event of a source the caller does not speak for")
+				}
+				if keys[Key(ev)] {
+					t.Fatalf("accepted two events %s in one request", Key(ev))
+				}
+				keys[Key(ev)] = true
+				if !utf8.Valid(body) {
+					for _, s := range []string{ev.Text, ev.Location.GetStreet(), ev.Location.GetAddress(), ev.Location.GetGrid()} {
+						if strings.ContainsRune(s, utf8.RuneError) {
+							t.Fatalf("accepted %q from a body that is not UTF-8", s)
+						}
+					}
+				}
 			}
 			return
 		}
+
 		var be *BatchError
 		if !errors.As(err, &be) && !errors.Is(err, ErrMalformed) {
 			t.Fatalf("unexpected error type %T: %v", err, err)

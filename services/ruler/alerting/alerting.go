@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/platform/events"
 	"github.com/cityhub/cityhub/services/ruler/alertstate"
 	"github.com/cityhub/cityhub/services/ruler/engine"
 	"github.com/cityhub/cityhub/services/ruler/rulepack"
@@ -200,7 +201,7 @@ func update(r engine.Result, ev *cityhubv1.Event) alertstate.Update {
 	u := alertstate.Update{
 		Op:           alertstate.Fire,
 		Alert:        &cityhubv1.Alert{Id: r.Fingerprint},
-		EventID:      ev.GetId(),
+		EventID:      events.Key(ev), // ids are per source
 		EventTime:    eventTime(ev),
 		ResolveAfter: rule.ResolveAfter,
 		For:          rule.For,

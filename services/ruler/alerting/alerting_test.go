@@ -420,3 +420,35 @@ rules:
 		t.Errorf("three addresses: %v", got)
 	}
 }
+
+// Ids are the sources' own idempotency keys: the same id from two sources
+// is two events, while a source's redelivered event still counts once.
+func TestEventIDsArePerSource(t *testing.T) {
+	h := newHarness(t, `
+pack: reports
+owner: water-affairs
+rules:
+  - id: corroborated
+    when: event.type == "waterlogging"
+    severity: moderate
+    group_by: [district, street]
+    count: {at_least: 2, within: 30m}
+    resolve_after: 1h
+`)
+	report := func(source string) *cityhubv1.Event {
+		e := ev("waterlogging", source, "xuhui", "tianping", nil)
+		e.Id = "r-1"
+		return e
+	}
+	h.at(0, report("hotline"))
+	if got := h.at(time.Minute, report("hotline")); len(got) != 0 {
+		t.Fatalf("a redelivered report fired: %v", got)
+	}
+	got := h.at(2*time.Minute, report("video"))
+	if len(got) != 1 || got[0].State != firing || got[0].EventCount != 2 {
+		t.Fatalf("the same id from a second source: %v", got)
+	}
+	if want := []string{"hotline/r-1", "video/r-1"}; !slices.Equal(got[0].EventIds, want) {
+		t.Errorf("event ids %v, want %v", got[0].EventIds, want)
+	}
+}
