@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,31 @@ type conn struct {
 	// dead is set once the client fell behind or the writer stopped: the
 	// fan-out looks at it before anything else.
 	dead atomic.Bool
+	// subscribes bounds how often the client may subscribe; only the
+	// reading goroutine uses it.
+	subscribes bucket
+}
+
+// bucket is a token bucket: up to burst tokens, one more every interval.
+// The zero bucket is full on first use.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// take reports whether a token was left at now, and takes it.
+func (b *bucket) take(now time.Time, burst int, every time.Duration) bool {
+	if b.last.IsZero() {
+		b.tokens = float64(burst)
+	} else {
+		b.tokens = min(float64(burst), b.tokens+float64(now.Sub(b.last))/float64(every))
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // enqueue puts a frame on the send queue without blocking. When the queue
@@ -230,6 +256,11 @@ func (c *conn) readLoop(ctx context.Context) {
 			if c.g.hub.detach(c, nil) {
 				c.g.metrics.subscriptions.Dec()
 			}
+			continue
+		}
+		if !c.subscribes.take(time.Now(), c.g.opts.SubscribeBurst, c.g.opts.SubscribeEvery) {
+			c.g.metrics.subscribesRefused.Inc()
+			c.enqueue(c.g.errorMessage(fmt.Sprintf("too many subscribes: at most %d at once, then one every %s; this one changed nothing", c.g.opts.SubscribeBurst, c.g.opts.SubscribeEvery)))
 			continue
 		}
 		c.subscribe(ctx, req.filter)

@@ -61,7 +61,25 @@ type Options struct {
 	// while messages wait before its reader is replaced;
 	// stream.DefaultStallTimeout when zero.
 	StallTimeout time.Duration
+	// SubscribeBurst and SubscribeEvery bound how often one connection may
+	// subscribe, since every subscription reads what is open now: up to
+	// SubscribeBurst at once (DefaultSubscribeBurst when zero), then one per
+	// SubscribeEvery (DefaultSubscribeEvery when zero). A subscribe beyond
+	// that is answered with an error frame and changes nothing.
+	SubscribeBurst int
+	SubscribeEvery time.Duration
+	// MaxSnapshots bounds the snapshots taken at once across every
+	// connection, so that a crowd reconnecting after a restart queues
+	// rather than piles onto Redis; DefaultMaxSnapshots when zero.
+	MaxSnapshots int
 }
+
+// Defaults of the subscription bounds.
+const (
+	DefaultSubscribeBurst = 5
+	DefaultSubscribeEvery = 2 * time.Second
+	DefaultMaxSnapshots   = 8
+)
 
 // Timing and size limits of a connection.
 const (
@@ -86,6 +104,8 @@ type Gateway struct {
 
 	pongWait, pingPeriod, writeWait time.Duration
 	queueSize                       int
+	// snapshots holds a token for each snapshot being taken.
+	snapshots chan struct{}
 	// beforeWrite, when set by a test, runs before each queued frame is
 	// written, so that a test can hold a writer up.
 	beforeWrite func(*auth.Principal)
@@ -162,8 +182,8 @@ func New(opts Options) (*Gateway, error) {
 	if opts.Snapshot == nil {
 		errs = append(errs, errors.New("a snapshotter is required"))
 	}
-	if opts.StallTimeout < 0 {
-		errs = append(errs, errors.New("the stall timeout cannot be negative"))
+	if opts.StallTimeout < 0 || opts.SubscribeBurst < 0 || opts.SubscribeEvery < 0 || opts.MaxSnapshots < 0 {
+		errs = append(errs, errors.New("the stall timeout and the subscription bounds cannot be negative"))
 	}
 	origins := make(map[string]bool)
 	for _, o := range opts.AllowedOrigins {
@@ -183,7 +203,17 @@ func New(opts Options) (*Gateway, error) {
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
+	if opts.SubscribeBurst == 0 {
+		opts.SubscribeBurst = DefaultSubscribeBurst
+	}
+	if opts.SubscribeEvery == 0 {
+		opts.SubscribeEvery = DefaultSubscribeEvery
+	}
+	if opts.MaxSnapshots == 0 {
+		opts.MaxSnapshots = DefaultMaxSnapshots
+	}
 	g := &Gateway{
+		snapshots:  make(chan struct{}, opts.MaxSnapshots),
 		opts:       opts,
 		log:        opts.Logger.With("component", "live"),
 		metrics:    newMetrics(opts.Registerer),
@@ -417,6 +447,12 @@ func (g *Gateway) errorMessage(text string) *message {
 func (g *Gateway) snapshot(ctx context.Context, p *auth.Principal, f filter) ([]*message, map[itemKey]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
 	defer cancel()
+	select {
+	case g.snapshots <- struct{}{}:
+		defer func() { <-g.snapshots }()
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("waiting for a turn to take a snapshot: %w", ctx.Err())
+	}
 	var frames []*message
 	var read []item
 	seen := make(map[itemKey]int64)

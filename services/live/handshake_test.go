@@ -37,7 +37,7 @@ func TestHandshakeMatrix(t *testing.T) {
 	tokens := map[string]string{
 		"valid":      e.token(auth.Principal{Role: auth.RoleViewer}),
 		"expired":    e.expiredToken(),
-		"wrong role": e.token(auth.Principal{Role: auth.RoleSource}),
+		"wrong role": e.token(auth.Principal{Role: auth.RoleSource, Sources: []string{"iot"}}),
 	}
 	origins := map[string]string{"allowed": testOrigin, "foreign": "https://evil.example", "missing": ""}
 	// want gives the status by carrier, origin and token.

@@ -38,7 +38,7 @@ func TestCatalog(t *testing.T) {
 	}{
 		{"no token", "", 401},
 		{"bad token", "x.y.z", 401},
-		{"source", e.token(auth.Principal{Role: auth.RoleSource}), 403},
+		{"source", e.token(auth.Principal{Role: auth.RoleSource, Sources: []string{"iot"}}), 403},
 		{"viewer", e.token(auth.Principal{Role: auth.RoleViewer}), 200},
 		{"department", e.token(auth.Principal{Role: auth.RoleDepartment, Dept: "water-affairs"}), 200},
 	} {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -339,7 +340,7 @@ func closeCode(err error) int {
 func TestHandshake(t *testing.T) {
 	e := newEnv(t, nil)
 	viewer := e.token(auth.Principal{Role: auth.RoleViewer})
-	source := e.token(auth.Principal{Role: auth.RoleSource})
+	source := e.token(auth.Principal{Role: auth.RoleSource, Sources: []string{"iot"}})
 	for _, tc := range []struct {
 		name         string
 		header       http.Header
@@ -579,5 +580,57 @@ func TestScope(t *testing.T) {
 		if !slices.Equal(got, s.want) {
 			t.Errorf("%s: deltas %v, want %v", s.name, got, s.want)
 		}
+	}
+}
+
+// Every subscribe reads what is open now, so a client that subscribes in a
+// loop is held to a burst and a rate, and is told so.
+func TestSubscribesAreBounded(t *testing.T) {
+	e := newEnv(t, func(g *Gateway) { g.opts.SubscribeBurst, g.opts.SubscribeEvery = 3, time.Hour })
+	var reads atomic.Int64
+	e.snap.mu.Lock()
+	e.snap.during = func() { reads.Add(1) }
+	e.snap.mu.Unlock()
+	ws := e.dial(auth.Principal{Role: auth.RoleCommander})
+	const sent = 10
+	for range sent {
+		send(t, ws, `{"type":"subscribe","streams":["cases"]}`)
+	}
+	var snapshots, refused int
+	for snapshots+refused < sent {
+		f := read(t, ws)
+		switch {
+		case f.Type == frameSnapshot:
+			snapshots++
+		case f.Type == frameError && strings.Contains(f.Message, "too many subscribes"):
+			refused++
+		default:
+			t.Fatalf("unexpected %q frame: %s", f.Type, f.Message)
+		}
+	}
+	if snapshots != 3 || refused != sent-3 || reads.Load() != 3 {
+		t.Errorf("%d snapshots, %d refused, %d reads of the open cases; want 3, %d, 3", snapshots, refused, reads.Load(), sent-3)
+	}
+	if got := testutil.ToFloat64(e.g.metrics.subscribesRefused); got != sent-3 {
+		t.Errorf("cityhub_live_subscribes_refused_total = %v", got)
+	}
+}
+
+func TestBucket(t *testing.T) {
+	var b bucket
+	t0 := time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC)
+	for i := range 2 {
+		if !b.take(t0, 2, time.Second) {
+			t.Fatalf("take %d of a full bucket refused", i)
+		}
+	}
+	if b.take(t0.Add(500*time.Millisecond), 2, time.Second) {
+		t.Error("an empty bucket gave a token after half an interval")
+	}
+	if !b.take(t0.Add(1100*time.Millisecond), 2, time.Second) {
+		t.Error("no token after an interval")
+	}
+	if !b.take(t0.Add(time.Hour), 2, time.Second) || !b.take(t0.Add(time.Hour), 2, time.Second) || b.take(t0.Add(time.Hour), 2, time.Second) {
+		t.Error("a long pause refills to the burst and no further")
 	}
 }

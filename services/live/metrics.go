@@ -20,6 +20,7 @@ type metrics struct {
 	closes                                                               *prometheus.CounterVec
 	refused                                                              *prometheus.CounterVec
 	badFrames                                                            prometheus.Counter
+	subscribesRefused                                                    prometheus.Counter
 	snapshotErrors                                                       prometheus.Counter
 	deltas                                                               *prometheus.CounterVec
 	undecodable                                                          *prometheus.CounterVec
@@ -69,6 +70,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		badFrames: f.NewCounter(prometheus.CounterOpts{
 			Name: "cityhub_live_bad_frames_total",
 			Help: "Client frames answered with an error frame.",
+		}),
+		subscribesRefused: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_live_subscribes_refused_total",
+			Help: "Subscribes refused because the connection subscribed too often.",
 		}),
 		snapshotErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "cityhub_live_snapshot_errors_total",

@@ -69,7 +69,7 @@ func TestInScope(t *testing.T) {
 		{"assisting department", auth.Principal{Role: auth.RoleDepartment, Dept: "traffic-police"}, true, false},
 		{"department named by the alert", auth.Principal{Role: auth.RoleDepartment, Dept: "sanitation"}, false, true},
 		{"department without a dept", auth.Principal{Role: auth.RoleDepartment}, false, false},
-		{"source", auth.Principal{Role: auth.RoleSource}, false, false},
+		{"source", auth.Principal{Role: auth.RoleSource, Sources: []string{"iot"}}, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := inScope(&tc.p, c); got != tc.case_ {
@@ -144,6 +144,11 @@ func FuzzDecodeFrame(f *testing.F) {
 		`{"type":"publish"}`,
 		`{"type":"subscribe","streams":[1]}`,
 		`[]`, `null`, `{`, `"x"`, "\xff",
+		// Names a token or filter may not carry, and text that is not UTF-8.
+		`{"type":"subscribe","streams":["cases"],"filter":{"departments":["ghost-bureau"],"districts":["atlantis"]}}`,
+		"{\"type\":\"subscribe\",\"streams\":[\"cases\"],\"filter\":{\"districts\":[\"xu\xffhui\"]}}",
+		`{"type":"subscribe","streams":["alerts"],"filter":{"districts":["\ud800"]}}`,
+		subscribeAll + subscribeAll,
 	} {
 		f.Add([]byte(s))
 	}
