@@ -30,8 +30,9 @@ func TestCLICheck(t *testing.T) {
 			"testdata/lint.good.yaml", "testdata/many.bad.yaml", "testdata/tests"}, 1, []string{
 			"testdata/fields.bad.yaml:7:5: rule a: rule: unknown field \"colour\"\n",
 			"testdata/many.bad.yaml:21:15: rule c: dispatch: \"police\" is not a department of the catalog\n",
+			"testdata/many.bad.yaml:26:11: rule d: when: expected bool, but got a number\n",
 			"testdata/lint.good.yaml:7:11: warning: rule impossible: when can never hold",
-			"5 packs (8 rules), 3 test files: 9 errors, 8 warnings\n",
+			"5 packs (8 rules), 3 test files: 10 errors, 8 warnings\n",
 		}},
 		{"a clean pack, the catalog found above it", []string{"check", "testdata/clean.good.yaml"}, 0, []string{
 			"1 packs (1 rules), 0 test files: 0 errors, 0 warnings\n",

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -41,9 +40,11 @@ var Functions = []string{"in_area", "distance_m"}
 // MaxOperands bounds the entries kept to explain one rule.
 const MaxOperands = 12
 
-func exprOptions(cat *catalog.Catalog, asBool bool) []expr.Option {
+// exprOptions are the options conditions compile with, against env: Env
+// for the programs that run, typedEnv for the type check.
+func exprOptions(cat *catalog.Catalog, env any, asBool bool) []expr.Option {
 	opts := []expr.Option{
-		expr.Env(Env{}),
+		expr.Env(env),
 		expr.DisableAllBuiltins(),
 		expr.MaxNodes(MaxExprNodes),
 		expr.Function("in_area", func(params ...any) (any, error) {
@@ -303,19 +304,21 @@ func (c *compiler) condition(r *Rule, src source, types []string) (*vm.Program, 
 	if !c.check(r, src, tree, own, types) {
 		return nil, nil
 	}
-	prog, err := expr.Compile(src.text, exprOptions(c.cat, true)...)
-	if err != nil {
-		c.exprError(r, src, err)
-		return nil, nil
-	}
-	if t := prog.Node().Type(); c.cat != nil && (t == nil || t.Kind() == reflect.Interface) {
-		// expr lets a value of unknown type through as bool; attributes
-		// have types in the catalog, so a condition that is an attribute
-		// of another type is refused here rather than false at run time.
+	if c.cat != nil {
+		// The type check below would refuse these too; this names the
+		// attribute.
 		if name, typ := c.resultAttr(tree.Node, types); typ != "" && typ != catalog.AttrBool {
 			c.errorf(src.at, r.ID, "%s: expected bool, but got a %s (attribute %q)", src.what, typ, name)
 			return nil, nil
 		}
+	}
+	if !c.typeCheck(r, src, types) {
+		return nil, nil
+	}
+	prog, err := expr.Compile(src.text, exprOptions(c.cat, Env{}, true)...)
+	if err != nil {
+		c.exprError(r, src, err)
+		return nil, nil
 	}
 	return prog, own
 }
@@ -462,8 +465,17 @@ func (v *checkVisitor) Visit(n *ast.Node) {
 		v.call(node)
 		return
 	case *ast.MemberNode:
-		if name, ok := attrName(node); ok && v.c.cat != nil && !v.c.attrDeclared(name, v.types) {
+		name, ok := attrName(node)
+		if !ok || v.c.cat == nil {
+			return
+		}
+		switch decls := v.c.attrTypes(name, v.types); {
+		case len(decls) == 0:
 			v.add(node, "attribute %q is not declared for %s", name, typesText(v.types))
+		case len(decls) > 1 && v.types == nil:
+			v.add(node, "attribute %q is %s: name the event type (event.type == \"...\")", name, conflictText(decls))
+		case len(decls) > 1:
+			v.add(node, "attribute %q is %s: split the rule by event type", name, conflictText(decls))
 		}
 		return
 	case *ast.BinaryNode:
@@ -555,32 +567,6 @@ func number(n ast.Node) float64 {
 	return 0
 }
 
-// attrDeclared reports whether attr is declared for one of types, or for
-// any type when types is nil.
-func (c *compiler) attrDeclared(attr string, types []string) bool {
-	return c.attrType(attr, types) != ""
-}
-
-// attrType returns the declared type of attr for types (any type when nil).
-func (c *compiler) attrType(attr string, types []string) catalog.AttrType {
-	if types == nil {
-		for _, t := range c.cat.EventTypes {
-			if at, ok := t.Attrs[attr]; ok {
-				return at
-			}
-		}
-		return ""
-	}
-	for _, name := range types {
-		if t, ok := c.cat.EventType(name); ok {
-			if at, ok := t.Attrs[attr]; ok {
-				return at
-			}
-		}
-	}
-	return ""
-}
-
 func typesText(types []string) string {
 	if types == nil {
 		return "any event type of the catalog"
@@ -619,7 +605,7 @@ func (v *operandVisitor) add(n ast.Node, leaf bool) {
 		return
 	}
 	v.seen[src] = true
-	prog, err := expr.Compile(src, exprOptions(v.cat, false)...)
+	prog, err := expr.Compile(src, exprOptions(v.cat, Env{}, false)...)
 	if err != nil {
 		return
 	}

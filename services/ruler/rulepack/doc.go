@@ -42,10 +42,13 @@
 //	shadow         true: evaluate and publish the alert marked shadow; it
 //	               is never dispatched and inhibits nothing
 //
-// Conditions are checked against the catalog: an event type or attribute
-// it does not declare, an attribute compared with a literal of another
-// type, a condition that is an attribute of another type than bool, and an
-// area in_area does not know are load errors at their position. Besides
+// Conditions are checked against the catalog, with each attribute typed as
+// the event types the condition names declare it (every type of the
+// catalog when it names none): an event type or attribute it does not
+// declare, an attribute those event types declare with different types, an
+// attribute compared with a literal of another type, an area in_area does
+// not know, and a condition that is not provably bool (a number, or a value
+// of unknown type such as get's) are load errors at their position. Besides
 // the allow-listed builtins (Builtins), conditions may call Functions:
 // in_area(event.location, "NAME") and distance_m(a, b).
 //

@@ -254,7 +254,7 @@ func TestEnvReset(t *testing.T) {
 // FuzzParse feeds the pack parser and compiler arbitrary text: they must
 // return errors, never panic or hang.
 func FuzzParse(f *testing.F) {
-	for _, g := range []string{"testdata/full.good.yaml", "testdata/features.good.yaml", "testdata/fields.bad.yaml", "testdata/exprs.bad.yaml", "testdata/features.bad.yaml", "testdata/compile.bad.yaml", "../../../rules/packs/flood.yaml", "../../../rules/packs/manhole.yaml"} {
+	for _, g := range []string{"testdata/full.good.yaml", "testdata/features.good.yaml", "testdata/fields.bad.yaml", "testdata/exprs.bad.yaml", "testdata/features.bad.yaml", "testdata/compile.bad.yaml", "testdata/types.good.yaml", "testdata/types.bad.yaml", "../../../rules/packs/flood.yaml", "../../../rules/packs/manhole.yaml"} {
 		if b, err := os.ReadFile(g); err == nil {
 			f.Add(b)
 		}
