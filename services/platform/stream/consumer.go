@@ -150,6 +150,11 @@ func NewConsumer[T any](opts ConsumerOptions[T]) (*Consumer[T], error) {
 
 // Run consumes until ctx ends or fetching fails, then commits what was
 // applied and leaves the group. It returns nil when ctx ended.
+//
+// Three parts share the work: a fetcher (its own goroutine) fetches and
+// decodes ahead; the loop below gathers what was fetched into batches and
+// applies them; a pipeline holds the one batch whose Pending is still
+// finishing and commits batches in order.
 func (c *Consumer[T]) Run(ctx context.Context) error {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:               c.opts.Brokers,
@@ -163,126 +168,186 @@ func (c *Consumer[T]) Run(ctx context.Context) error {
 		WatchPartitionChanges: true,
 		ErrorLogger:           kafka.LoggerFunc(func(f string, a ...any) { c.log.Warn("kafka reader", "detail", fmt.Sprintf(f, a...)) }),
 	})
-	fetchCtx, stopFetch := context.WithCancel(ctx)
-	// The fetching goroutine decodes too, and runs up to four batches
-	// ahead, so that fetching and decoding overlap applying.
-	msgs := make(chan fetched[T], 4*c.opts.MaxBatch)
-	fetchErr := make(chan error, 1)
-	go func() {
-		defer close(msgs)
-		for {
-			m, err := r.FetchMessage(fetchCtx)
-			if err != nil {
-				fetchErr <- err
-				return
-			}
-			select {
-			case msgs <- c.decode(m):
-			case <-fetchCtx.Done():
-				return
-			}
-		}
-	}()
+	f := startFetcher(ctx, r.FetchMessage, c.decode, c.opts.MaxBatch)
 	defer func() {
-		stopFetch()
-		for range msgs { // wait for the fetcher to stop
-		}
+		f.stop()
 		if err := r.Close(); err != nil { // commits what was applied
 			c.log.Warn("closing reader", "err", err)
 		}
 	}()
-
-	// Two batches alternate: the one being applied, and the one whose
-	// Pending is finishing, in a goroutine of its own that reports on
-	// finished.
-	batch := make([]fetched[T], 0, c.opts.MaxBatch)
-	held := make([]fetched[T], 0, c.opts.MaxBatch)
-	var finished chan error // nil: nothing pending
-	defer func() {
-		if finished != nil {
-			// Joined so that nothing it started outlives Run; ctx has
-			// ended or a later step failed, so the batch stays
-			// uncommitted.
-			<-finished
-		}
-	}()
-	// settled commits the pending batch once its Pending returned err.
-	settled := func(err error) error {
-		finished = nil
-		if err != nil {
-			return fmt.Errorf("stream: finish a batch of %s: %w", c.opts.Topic, err)
-		}
-		if err := r.CommitMessages(ctx, messages(held)...); err != nil {
-			return fmt.Errorf("stream: commit to %s: %w", c.opts.Topic, err)
-		}
-		return nil
+	p := &pipeline[T]{commit: r.CommitMessages, topic: c.opts.Topic}
+	// Joined so that nothing the pending batch started outlives Run; ctx
+	// has ended or a later step failed, so that batch stays uncommitted.
+	defer p.join()
+	err := c.loop(ctx, f, p)
+	if ctx.Err() != nil {
+		return nil // what is not committed is redelivered to whoever takes over
 	}
+	return err
+}
+
+// loop gathers batches from f and applies them until ctx ends or a step
+// fails. A batch whose Pending finishes while no message waits is
+// committed at once rather than with the next batch.
+func (c *Consumer[T]) loop(ctx context.Context, f *fetcher[T], p *pipeline[T]) error {
+	batch := make([]fetched[T], 0, c.opts.MaxBatch)
 	for {
-		batch = batch[:0]
-		var (
-			m  fetched[T]
-			ok bool
-		)
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-finished:
-			// Finished before the next batch arrived: committed now.
-			if err := settled(err); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
+		case err := <-p.finished: // nil, and never ready, when nothing is pending
+			if err := p.settle(ctx, err); err != nil {
 				return err
 			}
-			continue
-		case m, ok = <-msgs:
-		}
-		if !ok {
-			if ctx.Err() != nil {
-				return nil
+		case m, ok := <-f.msgs:
+			if !ok {
+				return fmt.Errorf("stream: fetch from %s: %w", c.opts.Topic, f.err())
 			}
-			return fmt.Errorf("stream: fetch from %s: %w", c.opts.Topic, <-fetchErr)
+			var err error
+			if batch, err = c.step(ctx, p, f.fill(append(batch[:0], m))); err != nil {
+				return err
+			}
 		}
-		batch = append(batch, m)
-	fill:
-		for len(batch) < c.opts.MaxBatch {
+	}
+}
+
+// step applies batch and either commits it or leaves it pending in p. It
+// returns a buffer for the next batch.
+func (c *Consumer[T]) step(ctx context.Context, p *pipeline[T], batch []fetched[T]) ([]fetched[T], error) {
+	next, err := c.process(ctx, batch)
+	if err == nil {
+		err = p.wait(ctx) // at most one batch pending: the one before this finishes first
+	}
+	if err != nil {
+		if next != nil {
+			_ = next(ctx)
+		}
+		return batch, err
+	}
+	if next == nil {
+		if err := p.commit(ctx, messages(batch)...); err != nil {
+			return batch, fmt.Errorf("stream: commit to %s: %w", c.opts.Topic, err)
+		}
+		return batch, nil
+	}
+	return p.start(ctx, next, batch), nil
+}
+
+// fetcher fetches messages and decodes them in a goroutine of its own, up
+// to four batches ahead of the one being applied, so that fetching and
+// decoding overlap applying.
+type fetcher[T any] struct {
+	msgs     chan fetched[T] // closed when the goroutine ends
+	errc     chan error      // why it ended, unless stopped
+	cancel   context.CancelFunc
+	maxBatch int
+}
+
+func startFetcher[T any](ctx context.Context, fetch func(context.Context) (kafka.Message, error), decode func(kafka.Message) fetched[T], maxBatch int) *fetcher[T] {
+	ctx, cancel := context.WithCancel(ctx)
+	f := &fetcher[T]{msgs: make(chan fetched[T], 4*maxBatch), errc: make(chan error, 1), cancel: cancel, maxBatch: maxBatch}
+	go func() {
+		defer close(f.msgs)
+		for {
+			m, err := fetch(ctx)
+			if err != nil {
+				f.errc <- err
+				return
+			}
 			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, m)
-			default:
-				break fill
+			case f.msgs <- decode(m):
+			case <-ctx.Done():
+				return
 			}
 		}
-		next, err := c.process(ctx, batch)
-		if err == nil && finished != nil {
-			// At most one batch pending: the one before this is
-			// finished first.
-			err = settled(<-finished)
-		}
-		if err != nil {
-			if next != nil {
-				_ = next(ctx)
+	}()
+	return f
+}
+
+// fill adds to batch what has been fetched already, up to a full batch,
+// without waiting for more.
+func (f *fetcher[T]) fill(batch []fetched[T]) []fetched[T] {
+	for len(batch) < f.maxBatch {
+		select {
+		case m, ok := <-f.msgs:
+			if !ok {
+				return batch
 			}
-			if ctx.Err() != nil {
-				return nil // not committed: redelivered to whoever takes over
-			}
-			return err
+			batch = append(batch, m)
+		default:
+			return batch
 		}
-		if next == nil {
-			if err := r.CommitMessages(ctx, messages(batch)...); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("stream: commit to %s: %w", c.opts.Topic, err)
-			}
-			continue
-		}
-		finished = make(chan error, 1)
-		go func(done chan<- error) { done <- next(ctx) }(finished)
-		batch, held = held, batch
+	}
+	return batch
+}
+
+// err returns why fetching ended; call it once msgs is closed.
+func (f *fetcher[T]) err() error {
+	select {
+	case err := <-f.errc:
+		return err
+	default:
+		return context.Canceled
+	}
+}
+
+// stop ends fetching and waits for the goroutine to end.
+func (f *fetcher[T]) stop() {
+	f.cancel()
+	for range f.msgs {
+	}
+}
+
+// pipeline holds at most one batch whose Pending is still finishing, in a
+// goroutine of its own that reports on finished, and commits batches in
+// the order they were applied.
+type pipeline[T any] struct {
+	commit   func(ctx context.Context, msgs ...kafka.Message) error
+	topic    string
+	held     []fetched[T] // the pending batch
+	spare    []fetched[T] // a buffer for the next batch
+	finished chan error   // nil: nothing pending
+}
+
+// start runs next for batch and returns a buffer for the next batch. Only
+// one batch may be pending: wait first.
+func (p *pipeline[T]) start(ctx context.Context, next Pending, batch []fetched[T]) []fetched[T] {
+	p.finished = make(chan error, 1)
+	go func(done chan<- error) { done <- next(ctx) }(p.finished)
+	spare := p.spare
+	if spare == nil {
+		spare = make([]fetched[T], 0, cap(batch))
+	}
+	p.held, p.spare = batch, nil
+	return spare[:0]
+}
+
+// settle commits the pending batch, whose Pending returned err.
+func (p *pipeline[T]) settle(ctx context.Context, err error) error {
+	p.finished = nil
+	p.spare, p.held = p.held, nil
+	if err != nil {
+		return fmt.Errorf("stream: finish a batch of %s: %w", p.topic, err)
+	}
+	if err := p.commit(ctx, messages(p.spare)...); err != nil {
+		return fmt.Errorf("stream: commit to %s: %w", p.topic, err)
+	}
+	return nil
+}
+
+// wait waits for the pending batch, if any, and settles it.
+func (p *pipeline[T]) wait(ctx context.Context) error {
+	if p.finished == nil {
+		return nil
+	}
+	return p.settle(ctx, <-p.finished)
+}
+
+// join waits for the pending batch, if any, without committing it.
+func (p *pipeline[T]) join() {
+	if p.finished != nil {
+		<-p.finished
+		p.finished = nil
 	}
 }
 
