@@ -110,6 +110,10 @@ type Gateway struct {
 	// written, so that a test can hold a writer up.
 	beforeWrite func(*auth.Principal)
 
+	// opened is closed the first time the gateway takes subscribers.
+	opened     chan struct{}
+	openedOnce sync.Once
+
 	mu      sync.Mutex
 	started bool
 	state   gatewayState
@@ -213,6 +217,7 @@ func New(opts Options) (*Gateway, error) {
 		opts.MaxSnapshots = DefaultMaxSnapshots
 	}
 	g := &Gateway{
+		opened:     make(chan struct{}),
 		snapshots:  make(chan struct{}, opts.MaxSnapshots),
 		opts:       opts,
 		log:        opts.Logger.With("component", "live"),
@@ -317,6 +322,7 @@ func (g *Gateway) open() *epoch {
 	defer g.mu.Unlock()
 	g.state = stateReady
 	g.epoch = &epoch{conns: make(map[*conn]struct{})}
+	g.openedOnce.Do(func() { close(g.opened) })
 	return g.epoch
 }
 
@@ -348,6 +354,10 @@ func (g *Gateway) Ready() bool {
 	defer g.mu.Unlock()
 	return g.state == stateReady
 }
+
+// Opened returns a channel that is closed the first time the gateway takes
+// subscribers, for a caller that waits for that rather than polling Ready.
+func (g *Gateway) Opened() <-chan struct{} { return g.opened }
 
 // admit reserves a place for a new connection, or reports that the gateway
 // is not ready to take one.

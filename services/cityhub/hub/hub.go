@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	frontendstub "github.com/cityhub/cityhub/frontend-stub"
@@ -119,7 +120,6 @@ func (o *Options) defaults() {
 // and the embedded servers. It returns nil after a clean shutdown.
 func Run(ctx context.Context, opts Options) error {
 	opts.defaults()
-	log := opts.Logger
 	cat, err := catalog.Load(filepath.Join(opts.RulesDir, "catalog.yaml"))
 	if err != nil {
 		return err
@@ -134,84 +134,21 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	verifier.SetDirectory(cat)
 	info := Info{DataDir: opts.DataDir}
-
-	// Infrastructure.
-	brokers := opts.KafkaBrokers
-	if len(brokers) == 0 {
-		k, err := embedded.StartKafka(opts.KafkaAddr, filepath.Join(opts.DataDir, "kafka"))
-		if err != nil {
-			return err
-		}
-		defer k.Close()
-		brokers = k.Brokers()
-		info.EmbeddedKafka = true
-	}
-	info.KafkaBrokers = brokers
-	redisURL := opts.RedisURL
-	if redisURL == "" {
-		r, err := embedded.StartRedis(opts.RedisAddr)
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		redisURL = r.URL()
-		info.EmbeddedRedis = true
-	}
-	info.RedisURL = redisURL
-	info.DevSignIn = (info.EmbeddedKafka || info.EmbeddedRedis) && !opts.NoDevSignIn
-	rdb, err := redisclient.New(redisURL)
+	infra, err := startInfra(ctx, opts, &info)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	topics := stream.DefaultTopics(opts.TopicPrefix)
-	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := stream.EnsureTopics(setupCtx, brokers, 3, 1, topics.All()...); err != nil {
-		return fmt.Errorf("kafka at %v: %w", brokers, err)
-	}
-	if err := rdb.Ping(setupCtx).Err(); err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	writer, err := stream.NewWriter(stream.WriterOptions{Brokers: brokers, Logger: log})
+	defer infra.close()
+	svcs, err := newServices(opts, infra, cat, verifier)
 	if err != nil {
 		return err
 	}
-	defer writer.Close()
-
-	// Services.
-	in, err := intake.New(intake.Options{Writer: writer, Topics: topics, Catalog: cat, Verifier: verifier, Logger: log, Registerer: reg})
-	if err != nil {
-		return err
-	}
-	rl, err := ruler.New(ruler.Options{
-		Brokers: brokers, Topics: topics, Redis: rdb, Writer: writer,
-		PacksDir: filepath.Join(opts.RulesDir, "packs"), Catalog: cat, Logger: log, Registerer: reg,
-		Verifier: verifier, Reload: opts.ReloadRules,
-	})
-	if err != nil {
-		return err
-	}
-	dp, err := dispatch.New(dispatch.Options{
-		Brokers: brokers, Topics: topics, Redis: rdb, Writer: writer,
-		Catalog: cat, Verifier: verifier, Logger: log, Registerer: reg,
-	})
-	if err != nil {
-		return err
-	}
+	defer svcs.writer.Close()
 	if info.EmbeddedRedis {
 		// The embedded Redis starts empty; the log has every case and
 		// alert. Replaying takes as long as the log is long, so only ctx
 		// bounds it.
-		n, err := dispatch.Rebuild(ctx, brokers, topics.Cases, dp.Store())
-		if err != nil {
-			return fmt.Errorf("rebuild cases from %s: %w", topics.Cases, err)
-		}
-		info.Rebuilt = n
-		if info.RebuiltAlerts, err = rl.Rebuild(ctx); err != nil {
+		if info.Rebuilt, info.RebuiltAlerts, err = svcs.rebuild(ctx, infra); err != nil {
 			return err
 		}
 	}
@@ -226,53 +163,33 @@ func Run(ctx context.Context, opts Options) error {
 		"http://127.0.0.1:" + portOf(ln.Addr()),
 	}, opts.AllowedOrigins...)
 	gw, err := live.New(live.Options{
-		Brokers: brokers, Topics: topics, Verifier: verifier, AllowedOrigins: origins,
-		Snapshot: snapshot.Stores{Alerts: rl.Store(), Cases: dp.Store()},
-		Frontend: opts.Frontend, Catalog: cat, Logger: log, Registerer: reg,
+		Brokers: infra.brokers, Topics: infra.topics, Verifier: verifier, AllowedOrigins: origins,
+		Snapshot: snapshot.Stores{Alerts: svcs.ruler.Store(), Cases: svcs.dispatch.Store()},
+		Frontend: opts.Frontend, Catalog: cat, Logger: opts.Logger, Registerer: svcs.reg,
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
-
-	mux := http.NewServeMux()
-	checks := health.New()
-	checks.Add("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
-	checks.Routes(mux, func(r *http.Request) bool { return verifier.Allows(r, auth.RoleCommander, auth.RoleViewer) })
-	// A scraper is given a long-lived viewer token.
-	mux.Handle("GET /metrics", verifier.Require(auth.RoleCommander, auth.RoleViewer)(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	in.Routes(mux)
-	dp.Routes(mux)
-	gw.Routes(mux)
-	rl.Routes(mux)
-	newDevSignIn(key, cat, info, log).routes(mux)
+	mux := svcs.routes(gw, infra, verifier)
+	newDevSignIn(key, cat, info, opts.Logger).routes(mux)
 
 	g, gctx := errgroup.WithContext(ctx)
 	// Tokens follow the catalog: a department or district removed from it
 	// loses access within a watch interval.
 	g.Go(func() error {
-		return catalog.Watch(gctx, filepath.Join(opts.RulesDir, "catalog.yaml"), 0, log, func(c *catalog.Catalog) { verifier.SetDirectory(c) })
+		return catalog.Watch(gctx, filepath.Join(opts.RulesDir, "catalog.yaml"), 0, opts.Logger, func(c *catalog.Catalog) { verifier.SetDirectory(c) })
 	})
-	g.Go(func() error { return rl.Run(gctx) })
-	g.Go(func() error { return dp.Run(gctx) })
+	g.Go(func() error { return svcs.ruler.Run(gctx) })
+	g.Go(func() error { return svcs.dispatch.Run(gctx) })
 	g.Go(func() error { return gw.Run(gctx) })
-	g.Go(func() error { return serve.Run(gctx, ln, mux, serve.Options{Logger: log}) })
-	checks.Add("live", func(context.Context) error {
-		if !gw.Ready() {
-			return errors.New("the live feed is not following Kafka yet")
-		}
-		return nil
-	})
+	g.Go(func() error { return serve.Run(gctx, ln, mux, serve.Options{Logger: opts.Logger}) })
 	if opts.OnReady != nil {
 		// Ready means a subscriber can attach: wait for the gateway.
-		for !gw.Ready() && gctx.Err() == nil {
-			select {
-			case <-gctx.Done():
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-		if gctx.Err() == nil {
+		select {
+		case <-gw.Opened():
 			opts.OnReady(info)
+		case <-gctx.Done():
 		}
 	}
 	err = g.Wait()
@@ -280,6 +197,140 @@ func Run(ctx context.Context, opts Options) error {
 		err = nil
 	}
 	return err
+}
+
+// infra is the Kafka and Redis the hub runs on, embedded or not.
+type infra struct {
+	brokers []string
+	topics  stream.Topics
+	rdb     redis.UniversalClient
+	closers []func()
+}
+
+// close stops what startInfra started, the last started first.
+func (in *infra) close() {
+	for i := len(in.closers) - 1; i >= 0; i-- {
+		in.closers[i]()
+	}
+}
+
+// startInfra starts the embedded Kafka and Redis that opts does not
+// replace, connects to both, creates the topics and notes in info what
+// runs where.
+func startInfra(ctx context.Context, opts Options, info *Info) (_ *infra, err error) {
+	in := &infra{brokers: opts.KafkaBrokers, topics: stream.DefaultTopics(opts.TopicPrefix)}
+	defer func() {
+		if err != nil {
+			in.close()
+		}
+	}()
+	if len(in.brokers) == 0 {
+		k, err := embedded.StartKafka(opts.KafkaAddr, filepath.Join(opts.DataDir, "kafka"))
+		if err != nil {
+			return nil, err
+		}
+		in.closers = append(in.closers, k.Close)
+		in.brokers = k.Brokers()
+		info.EmbeddedKafka = true
+	}
+	info.KafkaBrokers = in.brokers
+	redisURL := opts.RedisURL
+	if redisURL == "" {
+		r, err := embedded.StartRedis(opts.RedisAddr)
+		if err != nil {
+			return nil, err
+		}
+		in.closers = append(in.closers, r.Close)
+		redisURL = r.URL()
+		info.EmbeddedRedis = true
+	}
+	info.RedisURL = redisURL
+	info.DevSignIn = (info.EmbeddedKafka || info.EmbeddedRedis) && !opts.NoDevSignIn
+	if in.rdb, err = redisclient.New(redisURL); err != nil {
+		return nil, err
+	}
+	in.closers = append(in.closers, func() { in.rdb.Close() })
+	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := stream.EnsureTopics(setupCtx, in.brokers, 3, 1, in.topics.All()...); err != nil {
+		return nil, fmt.Errorf("kafka at %v: %w", in.brokers, err)
+	}
+	if err := in.rdb.Ping(setupCtx).Err(); err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	return in, nil
+}
+
+// services are the hub's services that do not depend on the listener, with
+// what they share.
+type services struct {
+	reg      *prometheus.Registry
+	writer   *stream.Writer
+	intake   *intake.Service
+	ruler    *ruler.Ruler
+	dispatch *dispatch.Service
+}
+
+func newServices(opts Options, in *infra, cat *catalog.Catalog, verifier *auth.Verifier) (_ *services, err error) {
+	s := &services{reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.writer, err = stream.NewWriter(stream.WriterOptions{Brokers: in.brokers, Logger: opts.Logger}); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.writer.Close()
+		}
+	}()
+	if s.intake, err = intake.New(intake.Options{Writer: s.writer, Topics: in.topics, Catalog: cat, Verifier: verifier, Logger: opts.Logger, Registerer: s.reg}); err != nil {
+		return nil, err
+	}
+	if s.ruler, err = ruler.New(ruler.Options{
+		Brokers: in.brokers, Topics: in.topics, Redis: in.rdb, Writer: s.writer,
+		PacksDir: filepath.Join(opts.RulesDir, "packs"), Catalog: cat, Logger: opts.Logger, Registerer: s.reg,
+		Verifier: verifier, Reload: opts.ReloadRules,
+	}); err != nil {
+		return nil, err
+	}
+	if s.dispatch, err = dispatch.New(dispatch.Options{
+		Brokers: in.brokers, Topics: in.topics, Redis: in.rdb, Writer: s.writer,
+		Catalog: cat, Verifier: verifier, Logger: opts.Logger, Registerer: s.reg,
+	}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// rebuild replays the cases and the alerts from the log into Redis.
+func (s *services) rebuild(ctx context.Context, in *infra) (cases, alerts int, err error) {
+	if cases, err = dispatch.Rebuild(ctx, in.brokers, in.topics.Cases, s.dispatch.Store()); err != nil {
+		return 0, 0, fmt.Errorf("rebuild cases from %s: %w", in.topics.Cases, err)
+	}
+	if alerts, err = s.ruler.Rebuild(ctx); err != nil {
+		return 0, 0, err
+	}
+	return cases, alerts, nil
+}
+
+// routes is the one listener's mux: health, metrics and every service.
+func (s *services) routes(gw *live.Gateway, in *infra, verifier *auth.Verifier) *http.ServeMux {
+	mux := http.NewServeMux()
+	checks := health.New()
+	checks.Add("redis", func(ctx context.Context) error { return in.rdb.Ping(ctx).Err() })
+	checks.Add("live", func(context.Context) error {
+		if !gw.Ready() {
+			return errors.New("the live feed is not following Kafka yet")
+		}
+		return nil
+	})
+	checks.Routes(mux, func(r *http.Request) bool { return verifier.Allows(r, auth.RoleCommander, auth.RoleViewer) })
+	// A scraper is given a long-lived viewer token.
+	mux.Handle("GET /metrics", verifier.Require(auth.RoleCommander, auth.RoleViewer)(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})))
+	s.intake.Routes(mux)
+	s.dispatch.Routes(mux)
+	gw.Routes(mux)
+	s.ruler.Routes(mux)
+	return mux
 }
 
 func hostPort(a net.Addr) string {
