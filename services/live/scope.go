@@ -6,6 +6,7 @@ import (
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/platform/auth"
+	"github.com/cityhub/cityhub/services/platform/scope"
 )
 
 // item is what scope and filters look at: the same for a snapshot entry and
@@ -35,12 +36,7 @@ func alertItem(a *cityhubv1.Alert) item {
 	if a.GetUpdatedAt() != nil {
 		it.updated = a.GetUpdatedAt().AsTime()
 	}
-	if d := a.GetDispatch(); d != nil {
-		it.depts = addDept(it.depts, d.GetLead())
-		for _, x := range d.GetAssist() {
-			it.depts = addDept(it.depts, x)
-		}
-	}
+	it.depts = scope.AlertDepartments(a)
 	return it
 }
 
@@ -52,35 +48,12 @@ func caseItem(c *cityhubv1.Case) item {
 	if c.GetUpdatedAt() != nil {
 		it.updated = c.GetUpdatedAt().AsTime()
 	}
-	it.depts = addDept(it.depts, c.GetLead())
-	for _, x := range c.GetAssist() {
-		it.depts = addDept(it.depts, x)
-	}
-	for _, p := range c.GetParts() {
-		it.depts = addDept(it.depts, p.GetDepartment())
-	}
+	it.depts = scope.Departments(c)
 	return it
 }
 
-func addDept(ds []string, d string) []string {
-	if d == "" || slices.Contains(ds, d) {
-		return ds
-	}
-	return append(ds, d)
-}
-
-// inScope reports whether p may see it, by the roles of ARCHITECTURE.md.
-func inScope(p *auth.Principal, it item) bool {
-	switch p.Role {
-	case auth.RoleCommander:
-		return true
-	case auth.RoleDispatcher, auth.RoleViewer:
-		return len(p.Districts) == 0 || slices.Contains(p.Districts, it.district)
-	case auth.RoleDepartment:
-		return p.Dept != "" && slices.Contains(it.depts, p.Dept)
-	}
-	return false
-}
+// inScope reports whether p may see it; package scope decides.
+func inScope(p *auth.Principal, it item) bool { return scope.Sees(p, it.district, it.depts) }
 
 // matches reports whether it passes f. The minimum severity lets through an
 // item whose severity is unspecified (a case opened by hand may have none).
