@@ -143,8 +143,11 @@ func (s *Service) openFromAlert(ctx context.Context, a *cityhubv1.Alert) (*cityh
 	return s.store.Create(ctx, c, entry)
 }
 
+// alertRequestPrefix begins the request id of a case opened from an alert.
+const alertRequestPrefix = "alert:"
+
 // alertRequestID names the creation of a case from one firing of an alert:
 // the same firing always yields the same id.
 func alertRequestID(a *cityhubv1.Alert) string {
-	return "alert:" + a.GetId() + ":" + strconv.FormatInt(a.GetStartsAt().AsTime().UnixMilli(), 10)
+	return alertRequestPrefix + a.GetId() + ":" + strconv.FormatInt(a.GetStartsAt().AsTime().UnixMilli(), 10)
 }

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -36,18 +35,20 @@ const MaxBodyBytes = 64 << 10
 //	GET  /v1/cases/{id}          one case with its history
 //	POST /v1/cases               open a case by hand (commander, dispatcher)
 //	POST /v1/cases/{id}/actions  move a case through the workflow
-//	GET  /v1/cases/{id}/denials  actions refused on a case (commander; denials.go)
+//	GET  /v1/cases/{id}/denials  requests refused on a case (commander; denials.go)
 //	GET  /v1/stats               evaluation figures per department (stats.go)
 //	GET  /v1/openapi.yaml        the API's OpenAPI document (openapi.go)
 //
 // A case outside the caller's scope answers 404, as if it did not exist.
+// Requests on one case refused with 403, or 404 on a case that exists, are
+// recorded beside the case (denials.go).
 func (s *Service) Routes(mux *http.ServeMux) {
 	readers := s.opts.Verifier.Require(auth.RoleCommander, auth.RoleDispatcher, auth.RoleDepartment, auth.RoleViewer)
 	mux.Handle("GET /v1/cases", readers(http.HandlerFunc(s.list)))
-	mux.Handle("GET /v1/cases/{id}", readers(http.HandlerFunc(s.get)))
+	mux.Handle("GET /v1/cases/{id}", s.auditReads(readers(http.HandlerFunc(s.get))))
 	mux.Handle("POST /v1/cases", s.opts.Verifier.Require(auth.RoleCommander, auth.RoleDispatcher)(http.HandlerFunc(s.create)))
-	mux.Handle("POST /v1/cases/{id}/actions", s.auditRefusals(s.opts.Verifier.Require(auth.RoleCommander, auth.RoleDispatcher, auth.RoleDepartment)(http.HandlerFunc(s.act))))
-	mux.Handle("GET /v1/cases/{id}/denials", s.opts.Verifier.Require(auth.RoleCommander)(http.HandlerFunc(s.denials)))
+	mux.Handle("POST /v1/cases/{id}/actions", s.auditActions(s.opts.Verifier.Require(auth.RoleCommander, auth.RoleDispatcher, auth.RoleDepartment)(http.HandlerFunc(s.act))))
+	mux.Handle("GET /v1/cases/{id}/denials", s.auditReads(s.opts.Verifier.Require(auth.RoleCommander)(http.HandlerFunc(s.denials))))
 	mux.Handle("GET /v1/stats", readers(http.HandlerFunc(s.stats)))
 	mux.Handle("GET /v1/openapi.yaml", readers(http.HandlerFunc(serveOpenAPI)))
 }
@@ -362,7 +363,7 @@ func parseAction(r io.Reader) (ActionRequest, lifecycle.Request, error) {
 	case body.ExpectedVersion < 1:
 		return body, req, &fieldError{"expected_version", "required: the version of the case you saw"}
 	case !validRequestID(body.RequestID):
-		return body, req, &fieldError{"request_id", "required: 1 to 128 of A-Z a-z 0-9 . _ : -, not starting with alert:"}
+		return body, req, &fieldError{"request_id", requestIDRule}
 	case len(body.Note) > maxNoteBytes:
 		return body, req, &fieldError{"note", fmt.Sprintf("longer than %d bytes", maxNoteBytes)}
 	case len(body.Assist) > maxAssist:
@@ -416,8 +417,17 @@ func parseAction(r io.Reader) (ActionRequest, lifecycle.Request, error) {
 
 var classRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
+// systemRequestPrefixes begin the request ids of the changes the hub makes
+// itself. A client may not use them: an id a client took first would
+// answer the hub's own change with the client's, and the case opened from
+// an alert, or a deadline's warning or escalation, would never happen.
+var systemRequestPrefixes = []string{alertRequestPrefix, lifecycle.TimerRequestPrefix}
+
+// requestIDRule says what validRequestID accepts.
+var requestIDRule = "required: 1 to 128 of A-Z a-z 0-9 . _ : -, not starting with " + strings.Join(systemRequestPrefixes, " or ")
+
 func validRequestID(id string) bool {
-	return requestIDRE.MatchString(id) && !strings.HasPrefix(id, "alert:")
+	return requestIDRE.MatchString(id) && !slices.ContainsFunc(systemRequestPrefixes, func(p string) bool { return strings.HasPrefix(id, p) })
 }
 
 func parseSla(b *SlaBody) (*cityhubv1.Sla, error) {
@@ -463,7 +473,13 @@ func (s *Service) act(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Action == lifecycle.Merge {
-		s.merge(w, r, p, c, body, req)
+		change, err := s.merge(r.Context(), p, id, body.ExpectedVersion, body.RequestID, req)
+		if err != nil {
+			s.actionFailed(w, string(req.Action), err)
+			return
+		}
+		s.metrics.actions.WithLabelValues(string(req.Action), "ok").Inc()
+		httperr.WriteJSON(w, http.StatusOK, s.answer(change.GetCase(), p))
 		return
 	}
 	// The scope is checked again on the very case the change is computed
@@ -474,18 +490,8 @@ func (s *Service) act(w http.ResponseWriter, r *http.Request) {
 		}
 		return lifecycle.Apply(c, req, actor(p), s.opts.Now())
 	})
-	if errors.Is(err, casestore.ErrConflict) {
-		// The case moved on since the copy the scope was checked on; a
-		// caller that can no longer see it is not told it exists.
-		if cur, rerr := s.store.Recent(r.Context(), id); rerr == nil && !visible(p, cur) {
-			err = errOutOfScope
-		}
-	}
-	if errors.Is(err, errOutOfScope) {
-		notFound(w)
-		return
-	}
 	if err != nil {
+		err = s.hideMoved(r.Context(), p, id, err)
 		s.actionFailed(w, string(req.Action), err)
 		return
 	}
@@ -546,82 +552,6 @@ func (s *Service) complete(req *lifecycle.Request, body ActionRequest, c *cityhu
 	return nil
 }
 
-// merge makes case dup a duplicate of body.Into in two steps, each one
-// script on one case (the two may lie in different districts, so under
-// different hash tags): first the target records the duplicate, then the
-// duplicate is cancelled with merged_into. Both steps are idempotent by the
-// request id, so a retry after any failure completes the merge without a
-// second entry anywhere. Should the second step fail for good (the
-// duplicate changed meanwhile), the target keeps listing the duplicate in
-// merged while the duplicate stays open; a console shows such a merge as
-// unfinished, and repeating the request with the duplicate's new version
-// finishes it.
-func (s *Service) merge(w http.ResponseWriter, r *http.Request, p *auth.Principal, dup *cityhubv1.Case, body ActionRequest, req lifecycle.Request) {
-	ctx, now, by := r.Context(), s.opts.Now(), actor(p)
-	// A merge refuses early on what the duplicate and the target are, so it
-	// reads both as Redis holds them rather than trust kept copies.
-	dup, err := s.store.Current(ctx, dup.GetId())
-	if errors.Is(err, casestore.ErrNotFound) || (err == nil && !visible(p, dup)) {
-		notFound(w)
-		return
-	}
-	if err != nil {
-		s.internal(w, "read case", err)
-		return
-	}
-	if dup.GetVersion() == body.ExpectedVersion {
-		// Refuse now what the second step would refuse, before the target
-		// is touched.
-		if _, err := lifecycle.Apply(proto.CloneOf(dup), req, by, now); err != nil {
-			s.actionFailed(w, string(req.Action), err)
-			return
-		}
-	}
-	target, err := s.store.Current(ctx, req.Into)
-	if errors.Is(err, casestore.ErrNotFound) || (err == nil && !visible(p, target)) {
-		badBody(w, &fieldError{"into", "no such case"})
-		return
-	}
-	if err != nil {
-		s.internal(w, "read the case to merge into", err)
-		return
-	}
-	var linked *cityhubv1.CaseChange
-	for range conflictRetries {
-		linked, err = s.store.Update(ctx, target.GetId(), target.GetVersion(), body.RequestID+":into", func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error) {
-			return lifecycle.RecordMerge(c, dup.GetId(), by, now)
-		})
-		if !errors.Is(err, casestore.ErrConflict) {
-			break
-		}
-		// The conflict brought the case as it is now into the store.
-		if target, err = s.store.Recent(ctx, req.Into); err != nil {
-			break
-		}
-	}
-	if err != nil {
-		s.actionFailed(w, string(req.Action), fmt.Errorf("case %s: %w", req.Into, err))
-		return
-	}
-	if err := s.publishChange(ctx, linked); err != nil {
-		s.internal(w, "publish the change", err)
-		return
-	}
-	change, err := s.store.Update(ctx, dup.GetId(), body.ExpectedVersion, body.RequestID, func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error) {
-		return lifecycle.Apply(c, req, by, now)
-	})
-	if err != nil {
-		s.actionFailed(w, string(req.Action), err)
-		return
-	}
-	if err := s.publishChange(ctx, change); err != nil {
-		s.internal(w, "publish the change", err)
-		return
-	}
-	s.metrics.actions.WithLabelValues(string(req.Action), "ok").Inc()
-	httperr.WriteJSON(w, http.StatusOK, s.answer(change.GetCase(), p))
-}
-
 // publishChange puts a change on the cases topic. A change stored but not
 // published is published again when its request is retried: the request log
 // answers with the same change.
@@ -651,7 +581,15 @@ func (s *Service) actionFailed(w http.ResponseWriter, action string, err error) 
 	}
 	var status int
 	var code string
+	var details any
 	switch {
+	case errors.Is(err, errOutOfScope):
+		s.metrics.actions.WithLabelValues(action, "not_found").Inc()
+		notFound(w)
+		return
+	case errors.Is(err, errNoTarget):
+		status, code = http.StatusBadRequest, "invalid_request"
+		err, details = &fieldError{"into", "no such case"}, map[string]string{"field": "into"}
 	case errors.Is(err, casestore.ErrNotFound):
 		status, code = http.StatusNotFound, "not_found"
 	case errors.Is(err, casestore.ErrConflict):
@@ -668,7 +606,7 @@ func (s *Service) actionFailed(w http.ResponseWriter, action string, err error) 
 		return
 	}
 	s.metrics.actions.WithLabelValues(action, code).Inc()
-	httperr.Write(w, status, code, err.Error(), nil)
+	httperr.Write(w, status, code, err.Error(), details)
 }
 
 func badBody(w http.ResponseWriter, err error) {
@@ -745,7 +683,7 @@ func (s *Service) parseCreate(b CreateRequest) (*cityhubv1.Case, *cityhubv1.Disp
 	case len(b.Description) > maxNoteBytes:
 		return nil, nil, &fieldError{"description", fmt.Sprintf("longer than %d bytes", maxNoteBytes)}
 	case !validRequestID(b.RequestID):
-		return nil, nil, &fieldError{"request_id", "required: 1 to 128 of A-Z a-z 0-9 . _ : -, not starting with alert:"}
+		return nil, nil, &fieldError{"request_id", requestIDRule}
 	case len(b.Assist) > maxAssist:
 		return nil, nil, &fieldError{"assist", fmt.Sprintf("more than %d departments", maxAssist)}
 	}

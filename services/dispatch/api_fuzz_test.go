@@ -3,7 +3,9 @@ package dispatch
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/cityhub/cityhub/services/dispatch/lifecycle"
@@ -18,6 +20,7 @@ func FuzzParseAction(f *testing.F) {
 		`{"action":"verify","pass":false,"note":"still flooded","expected_version":5,"request_id":"r.2"}`,
 		`{"action":"dispatch","lead":"gas","assist":["traffic-police"],"sla":{"accept":"10m","handle":"2h"},"expected_version":1,"request_id":"x"}`,
 		`{"action":"accept","expected_version":1,"request_id":"alert:a1:0"}`,
+		`{"action":"comment","note":"x","expected_version":1,"request_id":"timer:water-affairs:accept:1:1751356800000"}`,
 		`{"action":"accept","expected_version":1,"request_id":"r"} []`,
 		`{"action":"accept","expected_version":-1}`,
 		`{"action":"comment","note":"\u0000","expected_version":9223372036854775807,"request_id":"r"}`,
@@ -30,6 +33,37 @@ func FuzzParseAction(f *testing.F) {
 		`{"action":"request_extension","note":"parts","extend_by":"2h","until":"2025-07-02T17:30:00+08:00","expected_version":4,"request_id":"e"}`,
 		`{"action":"dispatch","lead":"gas","case_class":"standard","expected_version":1,"request_id":"x"}`,
 		`{"action":"accept","into":"xuhui-01jz2g93z0ptff52h35j58yj80","expected_version":1,"request_id":"x"}`,
+		// Merges as probes send them: stale or absurd versions, into the
+		// case itself, into ids that name nothing or are not ids at all.
+		`{"action":"merge","into":"huangpu-01jz2g93z0ptff52h35j58yj80","expected_version":1,"request_id":"m-stale"}`,
+		`{"action":"merge","into":"huangpu-01jz2g93z0ptff52h35j58yj80","expected_version":9223372036854775807,"request_id":"m"}`,
+		`{"action":"merge","into":"huangpu-01jz2g93z0ptff52h35j58yj80","expected_version":0,"request_id":"m"}`,
+		`{"action":"merge","into":"huangpu-01jz2g93z0ptff52h35j58yj80","expected_version":-3,"request_id":"m"}`,
+		`{"action":"merge","into":"huangpu-01jz2g93z0ptff52h35j58yj80","expected_version":1.5,"request_id":"m"}`,
+		`{"action":"merge","into":"xuhui-01jz2g93z0ptff52h35j58yj80","expected_version":3,"request_id":"m-self","note":"into itself"}`,
+		`{"action":"merge","into":"huangpu-00000000000000000000000000","expected_version":2,"request_id":"m"}`,
+		`{"action":"merge","into":"huangpu-01jz2g93z0ptff52h35j58yj8u","expected_version":2,"request_id":"m"}`,
+		`{"action":"merge","into":"HUANGPU-01JZ2G93Z0PTFF52H35J58YJ80","expected_version":2,"request_id":"m"}`,
+		`{"action":"merge","into":"atlantis-01jz2g93z0ptff52h35j58yj80","expected_version":2,"request_id":"m"}`,
+		`{"action":"merge","into":"{xuhui}-01jz2g93z0ptff52h35j58yj80","expected_version":2,"request_id":"m"}`,
+		`{"action":"merge","into":"-01jz2g93z0ptff52h35j58yj80","expected_version":2,"request_id":"m"}`,
+		`{"action":"merge","into":"","expected_version":2,"request_id":"m"}`,
+		`{"action":"merge","into":null,"expected_version":2,"request_id":"m"}`,
+		`{"action":"merge","into":["huangpu-01jz2g93z0ptff52h35j58yj80"],"expected_version":2,"request_id":"m"}`,
+		`{"action":"merge","into":"huangpu-01jz2g93z0ptff52h35j58yj80","expected_version":2,"request_id":"merge/xuhui-01jz2g93z0ptff52h35j58yj80/m"}`,
+		`{"action":"merge","into":"huangpu-01jz2g93z0ptff52h35j58yj80","into":"xuhui-01jz2g93z0ptff52h35j58yj80","expected_version":2,"request_id":"m"}`,
+		// Garbage action names.
+		`{"action":"","expected_version":1,"request_id":"g"}`,
+		`{"action":"MERGE","into":"huangpu-01jz2g93z0ptff52h35j58yj80","expected_version":1,"request_id":"g"}`,
+		`{"action":"merge ","into":"huangpu-01jz2g93z0ptff52h35j58yj80","expected_version":1,"request_id":"g"}`,
+		`{"action":"absorb","into":"huangpu-01jz2g93z0ptff52h35j58yj80","expected_version":1,"request_id":"g"}`,
+		`{"action":"create","expected_version":1,"request_id":"g"}`,
+		`{"action":"read","expected_version":1,"request_id":"g"}`,
+		`{"action":"accept\u0000","expected_version":1,"request_id":"g"}`,
+		`{"action":"../../etc/passwd","expected_version":1,"request_id":"g"}`,
+		`{"action":"` + strings.Repeat("x", 4096) + `","expected_version":1,"request_id":"g"}`,
+		`{"action":7,"expected_version":1,"request_id":"g"}`,
+		`{"action":{"merge":true},"expected_version":1,"request_id":"g"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -68,4 +102,23 @@ func FuzzParseAction(f *testing.F) {
 			t.Fatalf("round trip changed %+v into %+v", body, body2)
 		}
 	})
+}
+
+// The hub's own changes carry request ids with reserved prefixes; a client
+// that took one first would stop the change from ever happening (a
+// deadline's warning, the case opened from an alert).
+func TestSystemRequestIDsAreRefused(t *testing.T) {
+	for id, ok := range map[string]bool{
+		"r-1":            true,
+		"client:timer:1": true,
+		"alert:a1:0":     false,
+		"timer:water-affairs:accept:1:1751356800000": false,
+	} {
+		body := `{"action":"comment","note":"x","expected_version":1,"request_id":"` + id + `"}`
+		_, _, err := parseAction(strings.NewReader(body))
+		var fe *fieldError
+		if got := err == nil; got != ok || (!ok && (!errors.As(err, &fe) || fe.field != "request_id")) {
+			t.Errorf("request id %q: %v, want accepted %v", id, err, ok)
+		}
+	}
 }

@@ -13,7 +13,11 @@ import (
 	"github.com/cityhub/cityhub/services/platform/httperr"
 )
 
-// auditRefusals wraps the action endpoint (outside its authentication, so
+// readAction is what a refused read of a case, or of one of its
+// sub-resources, is recorded and counted as.
+const readAction = "read"
+
+// auditActions wraps the action endpoint (outside its authentication, so
 // that it also sees the refusals of the role check) and records every action
 // refused for the caller's role or scope (authz_fail):
 //
@@ -30,10 +34,21 @@ import (
 // The body is teed as the handler reads it, so a normal request costs one
 // copy of its body and nothing else; only a refusal costs a token check and
 // a Redis call.
-func (s *Service) auditRefusals(next http.Handler) http.Handler {
+func (s *Service) auditActions(next http.Handler) http.Handler { return s.audit(next, true) }
+
+// auditReads wraps a read of one case or of its sub-resources as
+// auditActions wraps the actions: a read refused with 403, or with 404 on a
+// case that exists, is recorded as the action "read". Probing which cases
+// exist outside one's scope is what such a 404 hides, so it is kept.
+func (s *Service) auditReads(next http.Handler) http.Handler { return s.audit(next, false) }
+
+func (s *Service) audit(next http.Handler, action bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body := &teeBody{r: r.Body}
-		r.Body = body
+		var body *teeBody
+		if action {
+			body = &teeBody{r: r.Body}
+			r.Body = body
+		}
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		if rec.status != http.StatusForbidden && rec.status != http.StatusNotFound {
@@ -47,36 +62,41 @@ func (s *Service) auditRefusals(next http.Handler) http.Handler {
 		if err != nil {
 			return
 		}
-		body.drain() // the role check refuses before the handler reads
-		var req struct {
-			Action     string `json:"action"`
-			Department string `json:"department"`
-		}
-		_ = json.Unmarshal(body.buf.Bytes(), &req) // a malformed body still names a caller and a case
 		d := casestore.Denial{
 			At:         s.opts.Now(),
 			Actor:      p.Subject,
 			Role:       string(p.Role),
 			Department: p.Dept,
-			Action:     req.Action,
-			Part:       req.Department,
+			Action:     readAction,
 			Reason:     rec.message(),
 			Status:     rec.status,
+		}
+		kind := readAction
+		if action {
+			body.drain() // the role check refuses before the handler reads
+			var req struct {
+				Action     string `json:"action"`
+				Department string `json:"department"`
+			}
+			_ = json.Unmarshal(body.buf.Bytes(), &req) // a malformed body still names a caller and a case
+			d.Action, d.Part = req.Action, req.Department
+			// Only the workflow's actions are counters of their own: a
+			// caller may send any name, and every kind is kept for good.
+			kind = req.Action
+			if !lifecycle.Known(lifecycle.Action(kind)) {
+				kind = casestore.OtherKind
+			}
 		}
 		if rec.status == http.StatusNotFound {
 			d.Reason = "case outside the caller's scope"
 		}
-		err = s.store.RecordDenial(r.Context(), r.PathValue("id"), d)
+		err = s.store.RecordDenial(r.Context(), r.PathValue("id"), d, kind)
 		if errors.Is(err, casestore.ErrNotFound) && rec.status == http.StatusNotFound {
 			return // no such case: not a refusal
 		}
-		label := req.Action
-		if !lifecycle.Known(lifecycle.Action(label)) {
-			label = "other"
-		}
-		s.metrics.authzFailures.WithLabelValues(label).Inc()
+		s.metrics.authzFailures.WithLabelValues(kind).Inc()
 		if err != nil && !errors.Is(err, casestore.ErrNotFound) {
-			s.log.Warn("recording a refused action failed", "err", err)
+			s.log.Warn("recording a refused request failed", "err", err)
 		}
 	})
 }
@@ -138,15 +158,10 @@ func (s *statusRecorder) message() string {
 	return b.Error.Message
 }
 
-// denialsResponse is the body of GET /v1/cases/{id}/denials.
-type denialsResponse struct {
-	Items []casestore.Denial `json:"items"`
-}
-
-// denials serves GET /v1/cases/{id}/denials to commanders: the refused
-// attempts on a case, newest first.
+// denials serves GET /v1/cases/{id}/denials to commanders: what the case
+// keeps of the refusals on it (casestore.DenialLog), newest first.
 func (s *Service) denials(w http.ResponseWriter, r *http.Request) {
-	items, err := s.store.Denials(r.Context(), r.PathValue("id"))
+	log, err := s.store.Denials(r.Context(), r.PathValue("id"))
 	if errors.Is(err, casestore.ErrNotFound) {
 		notFound(w)
 		return
@@ -155,5 +170,5 @@ func (s *Service) denials(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "read refused actions", err)
 		return
 	}
-	httperr.WriteJSON(w, http.StatusOK, denialsResponse{Items: items})
+	httperr.WriteJSON(w, http.StatusOK, log)
 }

@@ -4,8 +4,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,5 +151,140 @@ func TestRefusedActionsAreAudited(t *testing.T) {
 	}
 	if status, _ := h.as(auth.RoleCommander, "").do("GET", "/v1/cases/"+casestore.NewID("xuhui", t0)+"/denials", nil); status != 404 {
 		t.Errorf("denials of a missing case: %d, want 404", status)
+	}
+}
+
+// denialLog is the body of GET /v1/cases/{id}/denials.
+type denialLog struct {
+	Items  []casestore.Denial `json:"items"`
+	Counts []struct {
+		Actor  string `json:"actor"`
+		Action string `json:"action"`
+		Count  int64  `json:"count"`
+	} `json:"counts"`
+	Overflow map[string]int64 `json:"overflow"`
+}
+
+func (l denialLog) count(actor, action string) int64 {
+	for _, c := range l.Counts {
+		if c.Actor == actor && c.Action == action {
+			return c.Count
+		}
+	}
+	return 0
+}
+
+func (h *harness) denials(id string) denialLog {
+	h.t.Helper()
+	status, b := h.as(auth.RoleCommander, "").do("GET", "/v1/cases/"+id+"/denials", nil)
+	var l denialLog
+	if status != 200 || json.Unmarshal(b, &l) != nil {
+		h.t.Fatalf("denials: %d %s", status, b)
+	}
+	return l
+}
+
+// TestOneActorCannotFlushAnothersRefusals checks that refusals of one
+// actor, however many, never push another's out, and that counts only grow.
+func TestOneActorCannotFlushAnothersRefusals(t *testing.T) {
+	h, reg := startMetered(t)
+	c := h.as(auth.RoleDispatcher, "").open("xuhui", "open-1", map[string]any{"lead": "water-affairs", "assist": []string{"traffic-police"}})
+	path := "/v1/cases/" + c.ID + "/actions"
+
+	// B: a department accepting another's part.
+	traffic := h.as(auth.RoleDepartment, "traffic-police")
+	if status, b := traffic.do("POST", path, map[string]any{"action": "accept", "department": "water-affairs", "expected_version": 1, "request_id": "t1"}); status != 403 {
+		t.Fatalf("accept for another: %d %s", status, b)
+	}
+	// A: a viewer commenting, over and over.
+	viewer := h.as(auth.RoleViewer, "")
+	const flood = 210
+	for i := range flood {
+		if status, b := viewer.do("POST", path, map[string]any{"action": "comment", "note": "hi", "expected_version": 1, "request_id": fmt.Sprint("v", i)}); status != 403 {
+			t.Fatalf("comment %d: %d %s", i, status, b)
+		}
+	}
+	l := h.denials(c.ID)
+	kept := slices.ContainsFunc(l.Items, func(d casestore.Denial) bool {
+		return d.Actor == "department-traffic-police" && d.Action == "accept" && d.Part == "water-affairs" && d.Status == 403
+	})
+	if !kept {
+		t.Errorf("another actor's refusals pushed out the refused accept: %d items", len(l.Items))
+	}
+	if got := l.count("viewer-", "comment"); got != flood {
+		t.Errorf("the viewer's comments counted %d, want %d", got, flood)
+	}
+	if got := l.count("department-traffic-police", "accept"); got != 1 {
+		t.Errorf("the refused accept counted %d, want 1", got)
+	}
+
+	// Counts never drop, whatever the lists keep.
+	for i := range 5 {
+		viewer.do("POST", path, map[string]any{"action": "comment", "note": "hi", "expected_version": 1, "request_id": fmt.Sprint("w", i)})
+	}
+	l = h.denials(c.ID)
+	if got := l.count("viewer-", "comment"); got != flood+5 {
+		t.Errorf("after five more, the viewer's comments counted %d, want %d", got, flood+5)
+	}
+	if got := counter(t, reg, "cityhub_dispatch_authz_failures_total", "action"); got["comment"] != flood+5 || got["accept"] != 1 {
+		t.Errorf("cityhub_dispatch_authz_failures_total = %v", got)
+	}
+}
+
+// TestRefusedReadsAreAudited checks that reading a case, or its refusals,
+// outside one's role or scope is recorded as the action read.
+func TestRefusedReadsAreAudited(t *testing.T) {
+	h, reg := startMetered(t)
+	c := h.as(auth.RoleDispatcher, "").open("xuhui", "open-1", map[string]any{"lead": "water-affairs"})
+	ghost := casestore.NewID("xuhui", t0)
+	for _, r := range []struct {
+		name   string
+		by     *client
+		path   string
+		status int
+		actor  string // who is recorded; "" when nothing is
+	}{
+		{"a dispatcher of another district", h.as(auth.RoleDispatcher, "", "huangpu"), "/v1/cases/" + c.ID, 404, "dispatcher-"},
+		{"a department without a part", h.as(auth.RoleDepartment, "gas"), "/v1/cases/" + c.ID, 404, "department-gas"},
+		{"a viewer of another district", h.as(auth.RoleViewer, "", "huangpu"), "/v1/cases/" + c.ID, 404, "viewer-"},
+		{"a dispatcher reading the refusals", h.as(auth.RoleDispatcher, "", "xuhui"), "/v1/cases/" + c.ID + "/denials", 403, "dispatcher-"},
+		{"a department reading the refusals", h.as(auth.RoleDepartment, "water-affairs"), "/v1/cases/" + c.ID + "/denials", 403, "department-water-affairs"},
+		{"a case that does not exist", h.as(auth.RoleDepartment, "gas"), "/v1/cases/" + ghost, 404, ""},
+		{"refusals of a case that does not exist", h.as(auth.RoleDepartment, "gas"), "/v1/cases/" + ghost + "/denials", 403, ""},
+		{"no token", &client{h, ""}, "/v1/cases/" + c.ID, 401, ""},
+		{"a reader in scope", h.as(auth.RoleDepartment, "water-affairs"), "/v1/cases/" + c.ID, 200, ""},
+	} {
+		h.setNow(h.now().Add(time.Minute)) // one refusal a minute: newest first is plain
+		before := h.denials(c.ID)
+		if status, b := r.by.do("GET", r.path, nil); status != r.status {
+			t.Errorf("%s: %d %s, want %d", r.name, status, b, r.status)
+			continue
+		}
+		after := h.denials(c.ID)
+		if r.actor == "" {
+			if len(after.Items) != len(before.Items) {
+				t.Errorf("%s: recorded %+v", r.name, after.Items[0])
+			}
+			continue
+		}
+		if len(after.Items) != len(before.Items)+1 {
+			t.Errorf("%s: not recorded", r.name)
+			continue
+		}
+		d := after.Items[0]
+		if d.Action != "read" || d.Actor != r.actor || d.Status != r.status {
+			t.Errorf("%s: recorded %+v", r.name, d)
+		}
+		if after.count(r.actor, "read") != before.count(r.actor, "read")+1 {
+			t.Errorf("%s: counts %+v", r.name, after.Counts)
+		}
+	}
+	// A role refused on a case that does not exist is counted too: the
+	// role decided, not the case.
+	if got := counter(t, reg, "cityhub_dispatch_authz_failures_total", "action"); got["read"] != 6 || len(got) != 1 {
+		t.Errorf("cityhub_dispatch_authz_failures_total = %v, want 6 reads", got)
+	}
+	if got := h.as(auth.RoleCommander, "").get(c.ID); got.Version != 1 || len(got.History) != 1 {
+		t.Errorf("the case moved: version %d, %d audit entries", got.Version, len(got.History))
 	}
 }

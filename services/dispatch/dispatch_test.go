@@ -330,7 +330,11 @@ type client struct {
 
 func (h *harness) as(role auth.Role, dept string, districts ...string) *client {
 	h.t.Helper()
-	tok, err := h.signer.Sign(auth.Principal{Subject: string(role) + "-" + dept, Role: role, Dept: dept, Districts: districts}, time.Hour)
+	p := auth.Principal{Subject: string(role) + "-" + dept, Role: role, Dept: dept, Districts: districts}
+	if role == auth.RoleSource {
+		p.Sources = []string{"hotline"}
+	}
+	tok, err := h.signer.Sign(p, time.Hour)
 	if err != nil {
 		h.t.Fatal(err)
 	}

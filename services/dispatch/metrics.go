@@ -16,6 +16,8 @@ type metrics struct {
 	timerReclaims prometheus.Counter
 	timerFailures prometheus.Counter
 	sweepFailures prometheus.Counter
+	// mergeRepairs counts merges the sweeper finished.
+	mergeRepairs prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"action", "result"}),
 		authzFailures: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "cityhub_dispatch_authz_failures_total",
-			Help: "Case actions refused for the caller's role or scope (403, or 404 on a case outside it), by action.",
+			Help: "Requests on a case refused for the caller's role or scope (403, or 404 on a case outside it), by action: a workflow action, read (of the case or its refusals), or other.",
 		}, []string{"action"}),
 		timerChanges: f.NewCounter(prometheus.CounterOpts{
 			Name: "cityhub_dispatch_timer_changes_total",
@@ -48,6 +50,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		timerFailures: f.NewCounter(prometheus.CounterOpts{
 			Name: "cityhub_dispatch_timer_failures_total",
 			Help: "Deadline moments the sweeper could not apply; each is tried again later.",
+		}),
+		mergeRepairs: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_dispatch_merge_repairs_total",
+			Help: "Merges the sweeper finished by recording the duplicate on its target, after the request that merged stopped short.",
 		}),
 		sweepFailures: f.NewCounter(prometheus.CounterOpts{
 			Name: "cityhub_dispatch_sweep_failures_total",

@@ -229,6 +229,8 @@ func TestOpenAPISchemasMatchTheTypes(t *testing.T) {
 		"Figures":           jsonFields(reflect.TypeFor[dispatch.Figures]()),
 		"DepartmentFigures": jsonFields(reflect.TypeFor[dispatch.DepartmentFigures]()),
 		"Denial":            jsonFields(reflect.TypeFor[casestore.Denial]()),
+		"DenialCount":       jsonFields(reflect.TypeFor[casestore.DenialCount]()),
+		"DenialList":        jsonFields(reflect.TypeFor[casestore.DenialLog]()),
 	} {
 		s := doc.Components.Schemas[name]
 		if s == nil {

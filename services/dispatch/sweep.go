@@ -36,7 +36,9 @@ const (
 // several replicas may sweep at once: a moment fires once, because each is
 // applied through the version-checked Update under a request id that names
 // it. A case whose claim ran out (its sweeper died) has its latest change
-// published again. Sweep returns how many changes it made.
+// published again. A merged duplicate's timer comes once, to finish a merge
+// that stopped short of its target (followMerge). Sweep returns how many
+// deadline changes it made.
 func (s *Service) Sweep(ctx context.Context, now time.Time) (int, error) {
 	var (
 		n    int
@@ -96,6 +98,14 @@ func (s *Service) sweepCase(ctx context.Context, cl casestore.Claimed, now time.
 			return n, err
 		}
 		req, requestID, ok := lifecycle.Due(c, now)
+		if !ok && c.GetMergedInto() != "" {
+			// A merged duplicate's timer is its merge's follow-up.
+			if err := s.followMerge(ctx, cl.ID, now); err != nil {
+				s.metrics.timerFailures.Inc()
+				return n, errors.Join(fmt.Errorf("follow up the merge of %s: %w", cl.ID, err), s.store.Release(ctx, cl.ID, now.Add(sweepBackoff)))
+			}
+			return n, nil
+		}
 		if !ok {
 			break
 		}

@@ -203,59 +203,6 @@ func TestAPISuspendAndExtension(t *testing.T) {
 	}
 }
 
-func TestAPIMerge(t *testing.T) {
-	h := start(t)
-	chief := h.as(auth.RoleCommander, "")
-	dup := chief.open("xuhui", "call-1", map[string]any{"lead": "water-affairs"})
-	target := chief.open("huangpu", "call-2", map[string]any{"lead": "gas"})
-	closed := chief.open("huangpu", "call-3", nil)
-	chief.act(closed.ID, 200, map[string]any{"action": "cancel", "note": "false alarm", "expected_version": 1, "request_id": "c0"})
-
-	chief.act(dup.ID, 400, map[string]any{"action": "merge", "expected_version": 1, "request_id": "m0"})
-	chief.act(dup.ID, 400, map[string]any{"action": "merge", "into": "huangpu-01jz2g93z0ptff52h35j58yj80", "expected_version": 1, "request_id": "m0"})
-	chief.act(dup.ID, 400, map[string]any{"action": "merge", "into": dup.ID, "expected_version": 1, "request_id": "m0"})
-	chief.act(dup.ID, 409, map[string]any{"action": "merge", "into": closed.ID, "expected_version": 1, "request_id": "m0"})
-	// A dispatcher of xuhui does not see huangpu's case.
-	h.as(auth.RoleDispatcher, "", "xuhui").act(dup.ID, 400, map[string]any{"action": "merge", "into": target.ID, "expected_version": 1, "request_id": "m0"})
-	h.as(auth.RoleDepartment, "water-affairs").act(dup.ID, 403, map[string]any{"action": "merge", "into": target.ID, "expected_version": 1, "request_id": "m0"})
-
-	// A stale version: the target records the duplicate, the duplicate
-	// refuses; the same request with the right version finishes the merge.
-	chief.act(dup.ID, 409, map[string]any{"action": "merge", "into": target.ID, "expected_version": 7, "request_id": "m1"})
-	if tv := chief.get(target.ID); !slices.Equal(tv.Merged, []string{dup.ID}) {
-		t.Fatalf("target after the first step: merged %v", tv.Merged)
-	}
-	v := chief.act(dup.ID, 200, map[string]any{"action": "merge", "into": target.ID, "expected_version": 1, "request_id": "m1"})
-	if v.Status != "cancelled" || v.MergedInto != target.ID {
-		t.Errorf("duplicate %+v", v.Case)
-	}
-	again := chief.act(dup.ID, 200, map[string]any{"action": "merge", "into": target.ID, "expected_version": 1, "request_id": "m1"})
-	if again.Version != v.Version {
-		t.Errorf("repeated merge moved the duplicate to v%d", again.Version)
-	}
-	tv := chief.get(target.ID)
-	absorbed := 0
-	for _, e := range tv.History {
-		if e.Action == "absorb" {
-			absorbed++
-			if !strings.Contains(e.Effect, dup.ID) {
-				t.Errorf("absorb entry %+v", e)
-			}
-		}
-	}
-	if absorbed != 1 || tv.Version != 2 || !slices.Equal(tv.Merged, []string{dup.ID}) || tv.Status != "dispatched" {
-		t.Errorf("target: v%d, merged %v, %d absorb entries", tv.Version, tv.Merged, absorbed)
-	}
-	// Both changes are on the topic, each keyed by its own district.
-	var onTopic []string
-	for _, ch := range h.changes() {
-		onTopic = append(onTopic, ch.GetCase().GetDistrict()+":"+ch.GetChange().GetAction())
-	}
-	if !slices.Contains(onTopic, "huangpu:absorb") || !slices.Contains(onTopic, "xuhui:merge") {
-		t.Errorf("published %v", onTopic)
-	}
-}
-
 func TestAPIArbitration(t *testing.T) {
 	h := start(t)
 	disp := h.as(auth.RoleDispatcher, "", "xuhui")

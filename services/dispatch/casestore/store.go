@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -228,6 +229,26 @@ func (s *Store) Update(ctx context.Context, id string, expected int64, requestID
 		}
 		return nil, fmt.Errorf("update case %s: unexpected reply %q", id, res.status)
 	}
+}
+
+// Answered returns the change requestID made to case id, as Update would
+// answer a repeat of it, or nil when that request changed nothing there.
+func (s *Store) Answered(ctx context.Context, id, requestID string) (*cityhubv1.CaseChange, error) {
+	district, ok := DistrictOf(id)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	if requestID == "" {
+		return nil, nil
+	}
+	b, err := s.rdb.HGet(ctx, requestsKey(district, id), requestID).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read request %s of %s: %w", requestID, id, err)
+	}
+	return decodeChange(b)
 }
 
 // readForUpdate reads case id and, in the same pipeline, the answer kept
@@ -609,13 +630,23 @@ func (w *write) run(ctx context.Context, rdb redis.UniversalClient, script *redi
 	return r, nil
 }
 
+// MergeFollowUp is how long after a merge the duplicate's timer comes due,
+// so that a sweeper looks at it once: should the merge have stopped between
+// the duplicate's change and the target's, the sweeper records the
+// duplicate on the target. A sweeper that finds the merge whole takes the
+// timer away with Disarm.
+const MergeFollowUp = time.Minute
+
 // timerScore is when the case's timer is due, in Unix milliseconds, or ""
-// when no clock of the case runs.
+// when no clock of the case runs and it is no merged duplicate.
 func timerScore(c *cityhubv1.Case) string {
-	if c.GetTimerAt() == nil || !c.GetStatus().Open() {
-		return ""
+	switch {
+	case c.GetStatus().Open() && c.GetTimerAt() != nil:
+		return strconv.FormatInt(c.GetTimerAt().AsTime().UnixMilli(), 10)
+	case !c.GetStatus().Open() && c.GetMergedInto() != "" && c.GetClosedAt() != nil:
+		return strconv.FormatInt(c.GetClosedAt().AsTime().Add(MergeFollowUp).UnixMilli(), 10)
 	}
-	return strconv.FormatInt(c.GetTimerAt().AsTime().UnixMilli(), 10)
+	return ""
 }
 
 // score orders a case in every index: its creation time in milliseconds,

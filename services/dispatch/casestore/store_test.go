@@ -477,7 +477,10 @@ func TestOneHashTagPerScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := append([]string{caseKey(c.District, c.Id), historyKey(c.District, c.Id), requestsKey(c.District, c.Id), origin}, indexes(c)...)
-	keys = append(keys, requestOriginKey(c.District, "req-1"))
+	keys = append(keys, requestOriginKey(c.District, "req-1"), timersKey(c.District), leasesKey(c.District))
+	// The refusal keys, with an actor whose name holds braces of its own.
+	keys = append(keys, deniedActorsKey(c.District, c.Id), deniedActorKey(c.District, c.Id, "{evil}x"),
+		deniedCountsKey(c.District, c.Id), deniedOverflowKey(c.District, c.Id), legacyDeniedKey(c.District, c.Id))
 	for _, k := range keys {
 		open := strings.IndexByte(k, '{')
 		end := strings.IndexByte(k, '}')

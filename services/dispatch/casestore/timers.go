@@ -23,6 +23,9 @@ import (
 // that dies leaves its lease behind; the next Claim after the lease runs out
 // takes the id again and says so (Claimed.Reclaimed), so that the new owner
 // can publish the case's latest change in case the dead one never did.
+// A merged duplicate is the one closed case with a timer: MergeFollowUp
+// after its merge, so that a sweeper checks that the target recorded it
+// (see timerScore), and then Disarm takes it away.
 
 // Claimed is one case a sweeper claimed.
 type Claimed struct {
@@ -104,6 +107,41 @@ func (s *Store) Release(ctx context.Context, id string, notBefore time.Time) err
 	err := releaseScript.Run(ctx, s.rdb, []string{caseKey(district, id), timersKey(district), leasesKey(district)}, id, nb).Err()
 	if err != nil {
 		return fmt.Errorf("release timer of %s: %w", id, err)
+	}
+	return nil
+}
+
+// disarmScript takes case ARGV[1] out of the timer set KEYS[2] and the
+// lease set KEYS[3] and clears field t of its hash KEYS[1], while the case
+// is at version ARGV[2]; a case that moved on since is re-armed from its
+// field t, as by releaseScript, so that its next sweep decides on what it
+// is now.
+var disarmScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'v', 't')
+if cur[1] == ARGV[2] then
+  redis.call('HSET', KEYS[1], 't', '')
+  redis.call('ZREM', KEYS[2], ARGV[1])
+elseif cur[2] and cur[2] ~= '' then
+  redis.call('ZADD', KEYS[2], cur[2], ARGV[1])
+else
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+`)
+
+// Disarm hands claimed case id back with no timer, when the sweeper found
+// nothing left to do at version: a merged duplicate whose merge is whole.
+// The next write of the case arms its timer again, as the case asks. A case
+// no longer at version is released as by Release.
+func (s *Store) Disarm(ctx context.Context, id string, version int64) error {
+	district, ok := DistrictOf(id)
+	if !ok {
+		return ErrNotFound
+	}
+	err := disarmScript.Run(ctx, s.rdb, []string{caseKey(district, id), timersKey(district), leasesKey(district)}, id, version).Err()
+	if err != nil {
+		return fmt.Errorf("disarm timer of %s: %w", id, err)
 	}
 	return nil
 }

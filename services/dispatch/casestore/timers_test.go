@@ -321,3 +321,58 @@ func TestEveryScriptKeySharesTheTag(t *testing.T) {
 		}
 	}
 }
+
+// TestMergedDuplicateIsFollowedUp checks the one timer of a closed case: a
+// merged duplicate's, MergeFollowUp after its merge, until Disarm.
+func TestMergedDuplicateIsFollowedUp(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	c, e := timed("xuhui", "a1", t0.Add(time.Hour))
+	mustCreate(t, s, c, e)
+	merged := func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error) {
+		c.Status, c.MergedInto = cityhubv1.CaseStatus_CASE_STATUS_CANCELLED, NewID("huangpu", t0)
+		c.ClosedAt = timestamppb.New(t0)
+		return &cityhubv1.AuditEntry{Action: "merge"}, nil
+	}
+	change, err := s.Update(ctx, c.Id, 1, "m1", merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := t0.Add(MergeFollowUp)
+	wantTimer(t, s, c.Id, &due)
+	if got, err := s.Answered(ctx, c.Id, "m1"); err != nil || !proto.Equal(got, change) {
+		t.Errorf("Answered(m1) = %v, %v; want the merge", got, err)
+	}
+	if got, err := s.Answered(ctx, c.Id, "m2"); got != nil || err != nil {
+		t.Errorf("Answered(m2) = %v, %v; want nothing", got, err)
+	}
+
+	if got, _ := s.Claim(ctx, "xuhui", due, time.Minute, 10); len(got) != 1 {
+		t.Fatalf("claim = %v, want the duplicate", got)
+	}
+	// A case that moved on since the sweeper looked is released, not
+	// disarmed: the next sweep decides on what it is now.
+	if err := s.Disarm(ctx, c.Id, 1); err != nil {
+		t.Fatal(err)
+	}
+	wantTimer(t, s, c.Id, &due)
+	if got, _ := s.Claim(ctx, "xuhui", due, time.Minute, 10); len(got) != 1 {
+		t.Fatalf("claim = %v, want the duplicate again", got)
+	}
+	if err := s.Disarm(ctx, c.Id, 2); err != nil {
+		t.Fatal(err)
+	}
+	wantTimer(t, s, c.Id, nil)
+	if leased, _ := s.Leased(ctx, "xuhui"); len(leased) != 0 {
+		t.Errorf("leases after Disarm: %v", leased)
+	}
+	if err := s.Release(ctx, c.Id, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	wantTimer(t, s, c.Id, nil) // Release does not arm it again
+	// The next write asks for the follow-up again.
+	if _, err := s.Update(ctx, c.Id, 2, "c1", setStatus(cityhubv1.CaseStatus_CASE_STATUS_CANCELLED, "a comment")); err != nil {
+		t.Fatal(err)
+	}
+	wantTimer(t, s, c.Id, &due)
+}

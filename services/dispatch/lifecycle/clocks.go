@@ -167,9 +167,14 @@ func Due(c *cityhubv1.Case, now time.Time) (req Request, requestID string, ok bo
 	if m.step == stepWarn {
 		req.Action = Warn
 	}
-	id := "timer:" + m.dept + ":" + m.stage + ":" + strconv.Itoa(int(m.step)) + ":" + strconv.FormatInt(m.at.UnixMilli(), 10)
+	id := TimerRequestPrefix + m.dept + ":" + m.stage + ":" + strconv.Itoa(int(m.step)) + ":" + strconv.FormatInt(m.at.UnixMilli(), 10)
 	return req, id, true
 }
+
+// TimerRequestPrefix begins the request id of every change a deadline
+// makes, so that racing sweepers make it once. Clients may not use it: a
+// request id taken first by a client would stop the deadline from firing.
+const TimerRequestPrefix = "timer:"
 
 // fire marks moment m of its deadline as acted on, after checking that it
 // is still the moment due: the case may have moved since Due looked.

@@ -694,18 +694,45 @@ func mergeCase(s *step) error {
 	return nil
 }
 
-// RecordMerge records on target that case dup was merged into it, as by at now:
-// the other half of a merge, written before the duplicate is cancelled. It
-// changes nothing but the merged list and returns the audit entry, whose
-// version and request id the caller sets.
-func RecordMerge(target *cityhubv1.Case, dup string, by Actor, now time.Time) (*cityhubv1.AuditEntry, error) {
+// CheckMerge decides what a merge of case dup into req.Into can be refused
+// for before either case is read: the actor's role, and a target that is
+// the duplicate itself. The rest is decided on the cases: CheckMergeTarget
+// on the target, Apply on the duplicate.
+func CheckMerge(dup string, req Request, by Actor) error {
+	t, err := lookup(Request{Action: Merge})
+	if err != nil {
+		return err
+	}
 	switch {
-	case !slices.Contains(dispatchers, by.Role):
-		return nil, fmt.Errorf("%w: role %s may not merge", ErrForbidden, by.Role)
-	case dup == "" || dup == target.GetId():
+	case !slices.Contains(t.Roles, by.Role):
+		return fmt.Errorf("%w: role %s may not %s", ErrForbidden, by.Role, Merge)
+	case req.Into == "":
+		return fmt.Errorf("%w: merge needs the case to merge into", ErrInvalid)
+	case req.Into == dup:
+		return fmt.Errorf("%w: a case cannot be merged into itself", ErrInvalid)
+	}
+	return nil
+}
+
+// CheckMergeTarget refuses a merge into target when target is closed or
+// cancelled: only an open case takes in duplicates.
+func CheckMergeTarget(target *cityhubv1.Case) error {
+	if !target.GetStatus().Open() {
+		return fmt.Errorf("%w: cannot merge into a case that is %s", ErrForbiddenTransition, target.GetStatus().Name())
+	}
+	return nil
+}
+
+// RecordMerge records on target that case dup was merged into it, as by at
+// now: the other half of a merge, written after the duplicate was
+// cancelled. The merge was decided then, so nothing about target refuses
+// it now, not even a target that closed meanwhile; only a dup that names
+// no other case is invalid. It changes nothing but the merged list and the
+// update time, and returns the audit entry, whose version and request id
+// the caller sets.
+func RecordMerge(target *cityhubv1.Case, dup string, by Actor, now time.Time) (*cityhubv1.AuditEntry, error) {
+	if dup == "" || dup == target.GetId() {
 		return nil, fmt.Errorf("%w: a case cannot be merged into itself", ErrInvalid)
-	case !target.GetStatus().Open():
-		return nil, fmt.Errorf("%w: cannot merge into a case that is %s", ErrForbiddenTransition, target.GetStatus().Name())
 	}
 	if !slices.Contains(target.Merged, dup) {
 		target.Merged = append(target.Merged, dup)

@@ -407,11 +407,36 @@ func TestMerge(t *testing.T) {
 	if dup.GetStatus() != cancelled || dup.GetMergedInto() != target.GetId() || dup.GetTimerAt() != nil || !strings.Contains(e.GetEffect(), target.GetId()) {
 		t.Errorf("merged duplicate: %v, entry %v", dup, e)
 	}
-	if _, err := RecordMerge(dup, target.GetId(), dispatcher, t0); !errors.Is(err, ErrForbiddenTransition) {
-		t.Errorf("merging into a cancelled case: %v", err)
+	// What is checked before either case is written.
+	for _, r := range []struct {
+		name string
+		by   Actor
+		into string
+		want error
+	}{
+		{"a dispatcher", dispatcher, target.GetId(), nil},
+		{"a department", water, target.GetId(), ErrForbidden},
+		{"into itself", dispatcher, dup.GetId(), ErrInvalid},
+		{"into nothing", dispatcher, "", ErrInvalid},
+	} {
+		if err := CheckMerge(dup.GetId(), Request{Action: Merge, Into: r.into}, r.by); !errors.Is(err, r.want) {
+			t.Errorf("CheckMerge, %s: %v, want %v", r.name, err, r.want)
+		}
 	}
-	if _, err := RecordMerge(target, dup.GetId(), water, t0); !errors.Is(err, ErrForbidden) {
-		t.Errorf("a department recording a merge: %v", err)
+	if err := CheckMergeTarget(dup); !errors.Is(err, ErrForbiddenTransition) {
+		t.Errorf("CheckMergeTarget of a cancelled case: %v", err)
+	}
+	if err := CheckMergeTarget(target); err != nil {
+		t.Errorf("CheckMergeTarget of an open case: %v", err)
+	}
+	// Once the duplicate is cancelled, the target records it whatever
+	// became of the target meanwhile.
+	other := "xuhui-01jz2g93z0ptff52h35j58yj82"
+	if e, err := RecordMerge(dup, other, dispatcher, t0); err != nil || e.GetFrom() != cancelled || !slices.Contains(dup.GetMerged(), other) {
+		t.Errorf("recording a merge on a cancelled case: %v, %v", e, err)
+	}
+	if _, err := RecordMerge(target, target.GetId(), dispatcher, t0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("recording a case on itself: %v", err)
 	}
 }
 
