@@ -180,7 +180,9 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		d.value(n, v.Elem(), path)
 		return
 	}
-	if reflect.PointerTo(v.Type()).Implements(textType) {
+	// A TextUnmarshaler takes a single value; one that is also a struct
+	// may be written out as a mapping instead (a secret as {env: NAME}).
+	if reflect.PointerTo(v.Type()).Implements(textType) && (n.Kind == yaml.ScalarNode || v.Kind() != reflect.Struct) {
 		if s, ok := d.scalar(n, path); ok {
 			if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
 				d.errorf(n, path, "%v", err)
@@ -205,6 +207,14 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		d.structure(n, v, path)
 	case reflect.Slice:
 		if isNull(n) {
+			return
+		}
+		if n.Kind == yaml.ScalarNode && scalarKind(v.Type().Elem()) {
+			// A list of single values may be written as one value:
+			// department: gas for department: [gas].
+			s := reflect.MakeSlice(v.Type(), 1, 1)
+			d.value(n, s.Index(0), path+"[0]")
+			v.Set(s)
 			return
 		}
 		if n.Kind != yaml.SequenceNode {
@@ -345,6 +355,15 @@ func (d *decoder) scalar(n *yaml.Node, path string) (string, bool) {
 		return "", false
 	}
 	return n.Value, true
+}
+
+// scalarKind reports whether t is decoded from a single value.
+func scalarKind(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
 }
 
 func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }

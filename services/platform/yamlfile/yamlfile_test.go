@@ -146,3 +146,16 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestOneValueIsAListOfOne(t *testing.T) {
+	var d struct {
+		Dept  []string `yaml:"dept"`
+		Depts []string `yaml:"depts"`
+	}
+	if err := Decode("n.yaml", []byte("dept: gas\ndepts: [gas, fire]\n"), 1<<10, &d).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Dept) != 1 || d.Dept[0] != "gas" || len(d.Depts) != 2 {
+		t.Errorf("decoded %+v", d)
+	}
+}

@@ -1,0 +1,18 @@
+module github.com/cityhub/cityhub/services/notify
+
+go 1.26.0
+
+replace (
+	github.com/cityhub/cityhub/proto => ../../proto
+	github.com/cityhub/cityhub/services/platform => ../platform
+)
+
+require (
+	github.com/cityhub/cityhub/proto v0.0.0
+	github.com/cityhub/cityhub/services/platform v0.0.0
+)
+
+require (
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
