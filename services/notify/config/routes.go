@@ -15,7 +15,8 @@ import (
 // every one of them, as long as the routes it passes say Continue), and
 // the deepest routes it reaches notify their Receivers and page people
 // through their Page steps. A route that passes but has no child that
-// does is where the change stops.
+// does is where the change stops; one that neither has receivers nor
+// pages tells its parent's receivers.
 type Route struct {
 	Match Match `yaml:"match"`
 	// When limits the route to times on the catalog's working calendar:
