@@ -3,9 +3,7 @@
 // without redrawing the page.
 
 import { t, countdown } from './i18n.js';
-
-export const OPEN_STATUSES = ['new', 'dispatched', 'accepted', 'handled'];
-export const SEVERITIES = ['extreme', 'severe', 'moderate', 'minor'];
+import { OPEN_STATUSES, SEVERITIES } from './enums.js';
 
 /** A deadline closer than this is "due soon". */
 export const SOON_MS = 15 * 60 * 1000;
@@ -23,9 +21,9 @@ function time(iso) {
 }
 
 /** suspended reports whether a case's clock stands still: every open
- * part of it is suspended (or the case says so itself). */
+ * part of it is suspended. Suspension belongs to a part (its suspended
+ * flag), never to the case: there is no "suspended" case status. */
 export function suspended(c) {
-  if (c.suspended === true || c.status === 'suspended') return true;
   const open = (c.parts || []).filter((p) => p.status !== 'handled');
   return open.length > 0 && open.every((p) => p.suspended);
 }
@@ -59,7 +57,7 @@ export function dueOf(c) {
   return best;
 }
 
-/** urgency sorts cases: overdue first (the latest first), then by the
+/** byUrgency sorts cases: overdue first (the latest first), then by the
  * nearest deadline, then those without one. */
 export function byUrgency(a, b) {
   const da = dueOf(a)?.at ?? Infinity;
@@ -93,9 +91,8 @@ export function caseFlags(c) {
 /** muted says why an alert is shown dimmed: "silenced", "inhibited",
  * "shadow" or "" when it is not. */
 export function muted(a) {
-  if (a.silenced || a.silenced_by?.length || a.status?.silenced_by?.length) return 'silenced';
-  if (a.inhibited || a.inhibited_by?.length || a.status?.inhibited_by?.length) return 'inhibited';
-  if (a.suppressed || a.status?.state === 'suppressed') return 'silenced';
+  if (a.silenced_by?.length) return 'silenced';
+  if (a.inhibited_by?.length) return 'inhibited';
   if (a.shadow) return 'shadow';
   return '';
 }
@@ -124,23 +121,40 @@ export function dueCell(el, c) {
   return due;
 }
 
-// A countdown is one line ("签收 剩 9:59"), or two when the element has two
-// children: the label above ("签收剩余") and the time below ("9:59").
+/** urgency grades a deadline by the time left (ms): "overdue", "soon"
+ * (within SOON_MS) or "ok". */
+export function urgency(left) {
+  return left < 0 ? 'overdue' : left < SOON_MS ? 'soon' : 'ok';
+}
+
+/** dueText words the deadline for what ("accept" or "handle") with left
+ * ms to go (negative: overdue by that much): line is the one-line form
+ * ("签收 剩 9:59"), label and time the two-line one ("签收剩余" above
+ * "9:59"). */
+export function dueText(what, left) {
+  const w = t(`due.${what}`);
+  const time = countdown(left);
+  return {
+    line: t(left >= 0 ? 'due.left' : 'due.over', { what: w, t: time }),
+    label: t(left >= 0 ? 'due.label.left' : 'due.label.over', { what: w }),
+    time,
+  };
+}
+
+// A countdown is one line, or two when the element has two children: the
+// label above and the time below.
 function tickOne(el, now) {
   if (!el.dataset.due) return false;
   const left = Number(el.dataset.due) - now;
-  const what = t(`due.${el.dataset.what}`);
+  const text = dueText(el.dataset.what, left);
   if (el.childElementCount === 2) {
     const [label, time] = el.children;
-    const l = t(left >= 0 ? 'due.label.left' : 'due.label.over', { what });
-    const v = countdown(left);
-    if (label.textContent !== l) label.textContent = l;
-    if (time.textContent !== v) time.textContent = v;
-  } else {
-    const text = t(left >= 0 ? 'due.left' : 'due.over', { what, t: countdown(left) });
-    if (el.textContent !== text) el.textContent = text;
+    if (label.textContent !== text.label) label.textContent = text.label;
+    if (time.textContent !== text.time) time.textContent = text.time;
+  } else if (el.textContent !== text.line) {
+    el.textContent = text.line;
   }
-  const state = left < 0 ? 'overdue' : left < SOON_MS ? 'soon' : 'ok';
+  const state = urgency(left);
   const was = el.dataset.urgency;
   el.dataset.urgency = state;
   el.classList.toggle('overdue', state === 'overdue');

@@ -5,7 +5,8 @@ package frontendstub
 
 import "embed"
 
-// FS holds the pages.
+// FS holds the pages. The tests (test/, *_test.go) and package.json, which
+// only tells node's test runner that the scripts are modules, stay out.
 //
-//go:embed *.html *.css *.js
+//go:embed *.html *.css *.js console/*.js i18n/*.js
 var FS embed.FS

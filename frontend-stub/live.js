@@ -15,6 +15,17 @@ const OFFLINE_AFTER = 6;
 
 const FRAME_STREAM = { alert: 'alerts', case: 'cases' };
 
+/** backoff returns how long (ms) to wait before the next try after
+ * attempt failures in a row: 1 s, 2 s, 4 s … up to 30 s, each between half
+ * and all of that at random, so that a room of screens does not come back
+ * in the same instant after the hub restarts. soon (a gateway that shed a
+ * slow client and asks it back) waits about a quarter of a second.
+ * random is Math.random but for tests. */
+export function backoff(attempt, soon = false, random = Math.random) {
+  const base = soon ? 250 : Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempt, 5));
+  return base / 2 + random() * (base / 2);
+}
+
 /** Store keeps the items of one stream by id. An item is replaced only by a
  * higher version; an item that leaves (resolved, closed, out of scope)
  * leaves a tombstone with its version, so that an older delta arriving late
@@ -199,11 +210,8 @@ export class Feed {
 
   retry(soon = false) {
     if (this.stopped) return;
-    // 1 s, 2 s, 4 s … up to 30 s, with jitter, so that a room of screens
-    // does not come back in the same instant after the hub restarts.
-    const base = soon ? 250 : Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(this.attempt, 5));
+    const delay = backoff(this.attempt, soon);
     this.attempt++;
-    const delay = base / 2 + Math.random() * (base / 2);
     this.retryAt = Date.now() + delay;
     const offline = navigator.onLine === false || this.attempt >= OFFLINE_AFTER;
     this.setState(offline ? 'offline' : this.everConnected ? 'reconnecting' : 'connecting');

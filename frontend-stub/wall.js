@@ -6,26 +6,19 @@ import * as i18n from './i18n.js';
 import { t } from './i18n.js';
 import { takeToken, forget, claims, expired, api } from './session.js';
 import { Store, Feed, showConnection } from './live.js';
-import { OPEN_STATUSES, SEVERITIES, SOON_MS, isOpen, dueOf, byUrgency, caseFlags, muted, dueCell, tick } from './cases.js';
+import { OPEN_STATUSES, SEVERITIES } from './enums.js';
+import { SOON_MS, isOpen, dueOf, byUrgency, caseFlags, muted, dueCell, tick } from './cases.js';
 import { DistrictMap } from './map.js';
+import { $, el } from './dom.js';
 
 const TOKEN_KEY = 'cityhub.wall.token';
 const MAX_ALERT_ROWS = 60;
 const MAX_CASE_ROWS = 60;
 
-const $ = (id) => document.getElementById(id);
-
 const alerts = new Store((a) => a.state === 'firing');
 const cases = new Store(isOpen);
 const map = new DistrictMap($('map'));
 let feed = null;
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 function setCount(id, n) {
   const e = $(id);
