@@ -10,9 +10,11 @@ replace (
 require (
 	github.com/cityhub/cityhub/proto v0.0.0
 	github.com/cityhub/cityhub/services/platform v0.0.0
+	github.com/emersion/go-smtp v0.26.0
 )
 
 require (
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
