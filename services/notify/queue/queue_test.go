@@ -1,0 +1,100 @@
+package queue
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/cityhub/cityhub/services/notify/message"
+	"github.com/cityhub/cityhub/services/platform/redistest"
+)
+
+var t0 = time.Date(2026, 10, 1, 3, 0, 0, 0, time.UTC)
+
+func delivery(id string, due time.Duration, stop bool) *Delivery {
+	return &Delivery{ID: id, Receiver: "sms", CaseID: "xuhui-01", Department: "gas", StopOnAccept: stop, Group: "g", Due: t0.Add(due), Message: message.Sample()}
+}
+
+func TestEnqueueClaimRetryDone(t *testing.T) {
+	ctx := context.Background()
+	q := New(redistest.Start(t).Client)
+	for _, d := range []*Delivery{delivery("a", 0, false), delivery("b", time.Minute, true)} {
+		if ok, err := q.Enqueue(ctx, d); err != nil || !ok {
+			t.Fatalf("Enqueue %s = %v, %v", d.ID, ok, err)
+		}
+	}
+	if ok, _ := q.Enqueue(ctx, delivery("a", 0, false)); ok {
+		t.Error("the same delivery was queued twice")
+	}
+	got, err := q.Claim(ctx, "sms", t0, time.Minute, 10)
+	if err != nil || len(got) != 1 || got[0].ID != "a" || got[0].Attempts != 0 || got[0].Message.Case.ID == "" {
+		t.Fatalf("Claim = %+v, %v", got, err)
+	}
+	if again, _ := q.Claim(ctx, "sms", t0, time.Minute, 10); len(again) != 0 {
+		t.Fatalf("a claimed delivery was claimed again while its lease runs: %+v", again)
+	}
+	if err := q.Retry(ctx, &got[0].Delivery, t0.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = q.Claim(ctx, "sms", t0.Add(30*time.Second), time.Minute, 10)
+	if len(got) != 1 || got[0].ID != "a" || got[0].Attempts != 1 {
+		t.Fatalf("after a retry: %+v", got)
+	}
+	if err := q.Done(ctx, &got[0].Delivery); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := q.Enqueue(ctx, delivery("a", 0, false)); ok {
+		t.Error("a delivered delivery was queued again")
+	}
+	// A worker that dies holding b: the next claim after the lease takes it.
+	got, _ = q.Claim(ctx, "sms", t0.Add(time.Minute), time.Minute, 10)
+	if len(got) != 1 || got[0].ID != "b" || got[0].Reclaimed {
+		t.Fatalf("b: %+v", got)
+	}
+	got, _ = q.Claim(ctx, "sms", t0.Add(2*time.Minute+time.Millisecond), time.Minute, 10)
+	if len(got) != 1 || got[0].ID != "b" || !got[0].Reclaimed {
+		t.Fatalf("b after its lease ran out: %+v", got)
+	}
+	if next, ok, _ := q.Next(ctx, "sms"); ok {
+		t.Errorf("something is still due at %v", next)
+	}
+}
+
+func TestCancelDropsWhatChasesAPart(t *testing.T) {
+	ctx := context.Background()
+	q := New(redistest.Start(t).Client)
+	q.Enqueue(ctx, delivery("step-1", 0, true))
+	q.Enqueue(ctx, delivery("step-2", 5*time.Minute, true))
+	q.Enqueue(ctx, delivery("info", 0, false))
+	held, _ := q.Claim(ctx, "sms", t0, time.Minute, 1) // step-1 or info, in flight
+	n, err := q.Cancel(ctx, "sms", "xuhui-01", "gas")
+	if err != nil || n != 2 {
+		t.Fatalf("Cancel = %d, %v", n, err)
+	}
+	// A worker reporting on a cancelled delivery changes nothing.
+	for _, h := range held {
+		if err := q.Retry(ctx, &h.Delivery, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := q.Claim(ctx, "sms", t0.Add(10*time.Minute), time.Minute, 10)
+	var ids []string
+	for _, c := range got {
+		ids = append(ids, c.ID)
+	}
+	if len(ids) != 1 || ids[0] != "info" {
+		t.Errorf("left after the cancel: %v", ids)
+	}
+	if ok, _ := q.Enqueue(ctx, delivery("step-2", 5*time.Minute, true)); ok {
+		t.Error("a cancelled delivery was queued again")
+	}
+}
+
+func TestBadReceiverName(t *testing.T) {
+	q := New(redistest.Start(t).Client)
+	d := delivery("x", 0, false)
+	d.Receiver = "{all}"
+	if _, err := q.Enqueue(context.Background(), d); err != ErrBadName {
+		t.Errorf("Enqueue = %v", err)
+	}
+}
