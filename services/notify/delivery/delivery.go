@@ -1,0 +1,428 @@
+// Package delivery runs the workers that deliver the queued notifications:
+// one per receiver, so that a slow or dead receiver holds up only its own
+// deliveries. A worker claims what is due, gathers deliveries of one group
+// into one message, renders and sends it, and decides on failure: retry
+// after a backoff with jitter (no sooner than a Retry-After), fail over to
+// the receiver's fallback after FallbackAfter failures of a delivery or at
+// once on a failure that retrying cannot fix, and give up to the
+// dead-letter topic when there is nowhere left to go.
+//
+// A failure that may pass pauses the whole receiver, not just the
+// delivery: a receiver that is down is down for every message, and a
+// retried delivery keeps its place, so that the messages of a case reach a
+// receiver that comes back in the order they were decided. A circuit
+// breaker per receiver sends what comes while it is open to the fallback.
+// Every attempt is recorded with the case and counted in metrics.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/cityhub/cityhub/services/notify/config"
+	"github.com/cityhub/cityhub/services/notify/message"
+	"github.com/cityhub/cityhub/services/notify/queue"
+	"github.com/cityhub/cityhub/services/notify/receiver"
+)
+
+// Receiver is one receiver as the engine runs it.
+type Receiver struct {
+	Config   *config.Receiver
+	Notifier receiver.Notifier
+	// Template renders its messages.
+	Template *message.Template
+}
+
+// DeadLetterFunc takes a delivery given up on, with why.
+type DeadLetterFunc func(ctx context.Context, d *queue.Delivery, reason error) error
+
+// Options configures an Engine.
+type Options struct {
+	Queue     *queue.Queue
+	Log       *Log
+	Receivers map[string]*Receiver
+	// DeadLetter takes what cannot be delivered anywhere; it must be
+	// durable before it returns (a Kafka write acknowledged).
+	DeadLetter DeadLetterFunc
+	// Poll is how often an idle worker looks for due deliveries; 1s.
+	Poll time.Duration
+	// Lease is how long a worker holds what it claimed; 1m.
+	Lease time.Duration
+	// Batch bounds the deliveries claimed at once; 64.
+	Batch int
+	// MaxAttempts bounds the tries of a delivery with nowhere to fail over
+	// to before it is given up; 20.
+	MaxAttempts int
+	// Backoff is the first retry's wait, doubled per attempt up to
+	// MaxBackoff, with jitter; 2s and 5m.
+	Backoff, MaxBackoff time.Duration
+	// BreakerThreshold failures in a row open a receiver's breaker for
+	// BreakerCooldown; 5 and 30s.
+	BreakerThreshold int
+	BreakerCooldown  time.Duration
+	Now              func() time.Time
+	Logger           *slog.Logger
+	Registerer       prometheus.Registerer
+}
+
+func (o *Options) defaults() {
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	if o.Lease <= 0 {
+		o.Lease = time.Minute
+	}
+	if o.Batch <= 0 {
+		o.Batch = 64
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 20
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 2 * time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Minute
+	}
+	if o.BreakerThreshold <= 0 {
+		o.BreakerThreshold = 5
+	}
+	if o.BreakerCooldown <= 0 {
+		o.BreakerCooldown = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+}
+
+// Engine delivers the queued notifications of every receiver.
+type Engine struct {
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics
+	breakers map[string]*Breaker
+	wake     map[string]chan struct{}
+	rnd      func() float64
+
+	mu     sync.Mutex
+	paused map[string]pause // by receiver
+}
+
+// pause holds a receiver back after failures that may pass.
+type pause struct {
+	until    time.Time
+	failures int // in a row
+}
+
+type metrics struct {
+	deliveries *prometheus.CounterVec
+	seconds    *prometheus.HistogramVec
+	breaker    *prometheus.GaugeVec
+}
+
+// New checks opts and returns an Engine; Run starts its workers.
+func New(opts Options) (*Engine, error) {
+	if opts.Queue == nil || opts.Log == nil || opts.DeadLetter == nil || len(opts.Receivers) == 0 {
+		return nil, errors.New("delivery: a queue, an attempt log, a dead-letter func and receivers are required")
+	}
+	opts.defaults()
+	f := promauto.With(opts.Registerer)
+	e := &Engine{
+		opts:     opts,
+		log:      opts.Logger.With("component", "delivery"),
+		breakers: map[string]*Breaker{},
+		wake:     map[string]chan struct{}{},
+		paused:   map[string]pause{},
+		rnd:      rand.Float64,
+		metrics: &metrics{
+			deliveries: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "cityhub_notify_deliveries_total",
+				Help: "Delivery attempts by receiver and outcome (sent, retrying, failed_over, dead).",
+			}, []string{"receiver", "outcome"}),
+			seconds: f.NewHistogramVec(prometheus.HistogramOpts{
+				Name:    "cityhub_notify_delivery_seconds",
+				Help:    "Time a receiver took to take or refuse a message.",
+				Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+			}, []string{"receiver"}),
+			breaker: f.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "cityhub_notify_breaker_state",
+				Help: "A receiver's circuit breaker: 0 closed, 1 half-open, 2 open.",
+			}, []string{"receiver"}),
+		},
+	}
+	for name := range opts.Receivers {
+		e.breakers[name] = &Breaker{Threshold: opts.BreakerThreshold, Cooldown: opts.BreakerCooldown}
+		e.wake[name] = make(chan struct{}, 1)
+		e.metrics.breaker.WithLabelValues(name).Set(0)
+	}
+	return e, nil
+}
+
+// Wake tells receiver's worker that something was queued for it, so that
+// it looks before its next poll.
+func (e *Engine) Wake(receiver string) {
+	if ch, ok := e.wake[receiver]; ok {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run runs one worker per receiver until ctx ends, and returns nil then.
+func (e *Engine) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for name := range e.opts.Receivers {
+		wg.Go(func() { e.work(ctx, name) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// work delivers receiver's deliveries until ctx ends.
+func (e *Engine) work(ctx context.Context, name string) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-e.wake[name]:
+		}
+		wait, err := e.Step(ctx, name)
+		if err != nil && ctx.Err() == nil {
+			e.log.Warn("delivering failed; trying again", "receiver", name, "err", err)
+			wait = e.opts.Poll
+		}
+		t.Reset(wait)
+	}
+}
+
+// Step claims and delivers what is due for receiver now, and returns how
+// long its worker may wait before looking again. Tests drive it directly.
+func (e *Engine) Step(ctx context.Context, name string) (time.Duration, error) {
+	r := e.opts.Receivers[name]
+	br := e.breakers[name]
+	now := e.opts.Now()
+	e.mu.Lock()
+	until := e.paused[name].until
+	e.mu.Unlock()
+	if now.Before(until) {
+		return min(e.opts.Poll, until.Sub(now)), nil
+	}
+	state := br.State(now)
+	e.metrics.breaker.WithLabelValues(name).Set(float64(state))
+	if state == Open && r.Config.Fallback == "" {
+		// Nowhere else to send them: they wait for the cool-down.
+		return min(e.opts.Poll, time.Until(br.ReopensAt())+time.Millisecond), nil
+	}
+	batch := e.opts.Batch
+	if state == HalfOpen {
+		batch = 1 // one trial delivery decides
+	}
+	claimed, err := e.opts.Queue.Claim(ctx, name, now, e.opts.Lease, batch)
+	if err != nil {
+		return e.opts.Poll, err
+	}
+	for _, group := range groups(claimed) {
+		if state == Open {
+			// The breaker is open and there is a fallback: go there now.
+			err := fmt.Errorf("receiver %s is failing (circuit open)", name)
+			for _, c := range group {
+				e.failOver(ctx, r, c, err, 0)
+			}
+			continue
+		}
+		e.deliver(ctx, r, group)
+		if br.State(e.opts.Now()) == Open {
+			state = Open
+		}
+	}
+	if len(claimed) == batch && batch > 1 {
+		return 0, nil // more may be due
+	}
+	return e.opts.Poll, nil
+}
+
+// groups gathers claimed deliveries by group, keeping the order of the
+// first of each.
+func groups(claimed []queue.Claimed) [][]queue.Claimed {
+	var out [][]queue.Claimed
+	index := map[string]int{}
+	for _, c := range claimed {
+		i, ok := index[c.Group]
+		if !ok || c.Group == "" {
+			index[c.Group] = len(out)
+			out = append(out, []queue.Claimed{c})
+			continue
+		}
+		out[i] = append(out[i], c)
+	}
+	return out
+}
+
+// deliver sends one group as one message and settles each delivery of it.
+func (e *Engine) deliver(ctx context.Context, r *Receiver, group []queue.Claimed) {
+	name := r.Config.Name
+	first := group[0]
+	m := *first.Message
+	m.Count = len(group)
+	m.More = nil
+	for _, c := range group[1:] {
+		b := message.Brief{Change: c.Message.Change, At: c.Message.At}
+		if c.Message.Case != nil {
+			b.CaseID, b.Title = c.Message.Case.ID, c.Message.Case.Title
+		}
+		m.More = append(m.More, b)
+	}
+	rendered, err := r.Template.Render(&m)
+	start := time.Now()
+	if err == nil {
+		timeout := r.Config.Timeout
+		if timeout <= 0 {
+			timeout = config.DefaultTimeout
+		}
+		sendCtx, cancel := context.WithTimeout(ctx, timeout)
+		err = r.Notifier.Notify(sendCtx, &receiver.Notification{ID: first.ID, Receiver: name, Message: &m, Rendered: rendered})
+		cancel()
+	} else {
+		err = &receiver.Error{Err: fmt.Errorf("rendering: %w", err)}
+	}
+	took := time.Since(start)
+	e.metrics.seconds.WithLabelValues(name).Observe(took.Seconds())
+	if ctx.Err() != nil {
+		return // shutting down: the lease runs out and another worker retries
+	}
+	br := e.breakers[name]
+	if err == nil {
+		br.Success()
+		e.mu.Lock()
+		delete(e.paused, name)
+		e.mu.Unlock()
+		for _, c := range group {
+			e.settle(ctx, c, Attempt{Outcome: Sent, Seconds: took.Seconds()})
+			if err := e.opts.Queue.Done(ctx, &c.Delivery); err != nil {
+				e.log.Warn("marking a delivery done failed; it may be sent again", "receiver", name, "err", err)
+			}
+		}
+		return
+	}
+	br.Failure(e.opts.Now())
+	var wait time.Duration
+	if retry, after := receiver.Retryable(err); retry {
+		wait = e.pause(name, after) // once per message, however many it carried
+	}
+	for _, c := range group {
+		e.failed(ctx, r, c, err, took, wait)
+	}
+}
+
+// failed decides what happens to c after err.
+func (e *Engine) failed(ctx context.Context, r *Receiver, c queue.Claimed, err error, took, wait time.Duration) {
+	retry, _ := receiver.Retryable(err)
+	var re *receiver.Error
+	gone := errors.As(err, &re) && re.Gone
+	tries := c.Attempts + 1
+	switch {
+	case retry && !gone && tries < fallbackAfter(r.Config) && tries < e.opts.MaxAttempts:
+	case retry && !gone && r.Config.Fallback == "" && tries < e.opts.MaxAttempts:
+	default:
+		e.failOver(ctx, r, c, err, took)
+		return
+	}
+	e.settle(ctx, c, Attempt{Outcome: Retrying, Error: err.Error(), Status: status(err), Seconds: took.Seconds(), RetryIn: wait.Seconds()})
+	// It keeps its place: the pause, not a later due time, holds it back.
+	if err := e.opts.Queue.Retry(ctx, &c.Delivery, c.Due); err != nil {
+		e.log.Warn("putting a delivery back failed; its lease will bring it back", "receiver", r.Config.Name, "err", err)
+	}
+}
+
+// pause holds receiver back after one more failure in a row: a backoff
+// with jitter, no shorter than after (a Retry-After). It returns the wait.
+func (e *Engine) pause(receiver string, after time.Duration) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.paused[receiver]
+	p.failures++
+	wait := max(backoff(p.failures, e.opts.Backoff, e.opts.MaxBackoff, e.rnd), after)
+	if until := e.opts.Now().Add(wait); until.After(p.until) {
+		p.until = until
+	}
+	e.paused[receiver] = p
+	return wait
+}
+
+// failOver hands c to its receiver's fallback, or gives it up to the
+// dead-letter topic when there is none.
+func (e *Engine) failOver(ctx context.Context, r *Receiver, c queue.Claimed, err error, took time.Duration) {
+	name := r.Config.Name
+	// notify.yaml refuses fallbacks that lead round in a circle, so a
+	// delivery failing over and over ends at a receiver without one.
+	if fb := r.Config.Fallback; fb != "" {
+		d := c.Delivery
+		d.ID = c.ID + ">" + fb
+		d.Receiver, d.FallbackFrom, d.Due = fb, name, e.opts.Now()
+		if _, qerr := e.opts.Queue.Enqueue(ctx, &d); qerr != nil {
+			e.log.Warn("failing over failed; retrying later", "receiver", name, "fallback", fb, "err", qerr)
+			_ = e.opts.Queue.Retry(ctx, &c.Delivery, e.opts.Now().Add(e.opts.Backoff))
+			return
+		}
+		e.Wake(fb)
+		e.settle(ctx, c, Attempt{Outcome: FailedOver, Error: err.Error(), Status: status(err), Seconds: took.Seconds(), FallbackTo: fb})
+		_ = e.opts.Queue.Done(ctx, &c.Delivery)
+		return
+	}
+	if dlErr := e.opts.DeadLetter(ctx, &c.Delivery, err); dlErr != nil {
+		e.log.Warn("dead-lettering a delivery failed; retrying later", "receiver", name, "err", dlErr)
+		_ = e.opts.Queue.Retry(ctx, &c.Delivery, e.opts.Now().Add(e.opts.Backoff))
+		return
+	}
+	e.settle(ctx, c, Attempt{Outcome: Dead, Error: err.Error(), Status: status(err), Seconds: took.Seconds()})
+	_ = e.opts.Queue.Done(ctx, &c.Delivery)
+}
+
+// settle records attempt a of c with the case and in the metrics.
+func (e *Engine) settle(ctx context.Context, c queue.Claimed, a Attempt) {
+	a.At, a.DeliveryID, a.Receiver, a.Attempt, a.Route = e.opts.Now().UTC(), c.ID, c.Receiver, c.Attempts+1, c.Route
+	if c.Message != nil {
+		a.Change = c.Message.Change
+		a.Department = c.Message.Department.Code
+		if p := c.Message.Person; p != nil {
+			a.Person = p.Name
+		}
+	}
+	e.metrics.deliveries.WithLabelValues(c.Receiver, a.Outcome).Inc()
+	if err := e.opts.Log.Record(ctx, c.CaseID, a); err != nil {
+		e.log.Warn("recording an attempt failed", "receiver", c.Receiver, "err", err)
+	}
+}
+
+func status(err error) int {
+	var re *receiver.Error
+	if errors.As(err, &re) {
+		return re.Status
+	}
+	return 0
+}
+
+func fallbackAfter(r *config.Receiver) int {
+	if r.FallbackAfter > 0 {
+		return r.FallbackAfter
+	}
+	return config.DefaultFallbackAfter
+}

@@ -1,0 +1,302 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cityhub/cityhub/services/notify/config"
+	"github.com/cityhub/cityhub/services/notify/message"
+	"github.com/cityhub/cityhub/services/notify/queue"
+	"github.com/cityhub/cityhub/services/notify/receiver"
+	"github.com/cityhub/cityhub/services/platform/redistest"
+)
+
+// clock is a test's time, moved by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// endpoint is a department's system: it answers 500 while down and
+// records the idempotency keys of what it took, in order.
+type endpoint struct {
+	mu     sync.Mutex
+	down   bool
+	status int // answered while down; 500 when zero
+	got    []string
+	tries  int
+}
+
+func (ep *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	ep.tries++
+	if ep.down {
+		code := ep.status
+		if code == 0 {
+			code = 500
+		}
+		w.WriteHeader(code)
+		return
+	}
+	ep.got = append(ep.got, r.Header.Get(receiver.IdempotencyHeader))
+}
+
+func (ep *endpoint) setDown(down bool) { ep.mu.Lock(); ep.down = down; ep.mu.Unlock() }
+func (ep *endpoint) taken() []string   { ep.mu.Lock(); defer ep.mu.Unlock(); return slices.Clone(ep.got) }
+
+type harness struct {
+	t     *testing.T
+	q     *queue.Queue
+	log   *Log
+	clock *clock
+	reg   *prometheus.Registry
+	e     *Engine
+	inbox *receiver.Inbox
+	dead  []string
+}
+
+func template(t *testing.T) *message.Template {
+	tpl, err := message.Parse("{{ .Change }} {{ .Case.ID }}", "{{ .Count }}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl
+}
+
+// newHarness runs receivers: name → URL of a webhook ("" for the inbox),
+// with fallbacks.
+func newHarness(t *testing.T, hooks map[string]string, fallbacks map[string]string) *harness {
+	t.Helper()
+	rdb := redistest.Start(t).Client
+	h := &harness{t: t, q: queue.New(rdb), log: NewLog(rdb), clock: &clock{t: time.Date(2026, 10, 1, 3, 0, 0, 0, time.UTC)}, reg: prometheus.NewRegistry(), inbox: receiver.NewInbox(1000)}
+	rs := map[string]*Receiver{}
+	for name, url := range hooks {
+		cfg := &config.Receiver{Name: name, Fallback: fallbacks[name], FallbackAfter: 3, Timeout: 5 * time.Second}
+		var n receiver.Notifier = h.inbox
+		if url != "" {
+			n = &receiver.Webhook{URL: url, Secret: []byte("k"), Client: http.DefaultClient, Now: h.clock.Now}
+		}
+		rs[name] = &Receiver{Config: cfg, Notifier: n, Template: template(t)}
+	}
+	var mu sync.Mutex
+	e, err := New(Options{
+		Queue: h.q, Log: h.log, Receivers: rs, Now: h.clock.Now, Registerer: h.reg,
+		Backoff: 2 * time.Second, MaxBackoff: 20 * time.Second, BreakerThreshold: 4, BreakerCooldown: 30 * time.Second,
+		DeadLetter: func(_ context.Context, d *queue.Delivery, reason error) error {
+			mu.Lock()
+			h.dead = append(h.dead, d.ID)
+			mu.Unlock()
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rnd = func() float64 { return 1 }
+	h.e = e
+	return h
+}
+
+func (h *harness) enqueue(receiverName, id, caseID, group string, due time.Duration) {
+	h.t.Helper()
+	m := message.Sample()
+	m.Person = nil
+	m.Case.ID = caseID
+	d := &queue.Delivery{ID: id, Receiver: receiverName, CaseID: caseID, Department: "gas", Group: group, Due: h.clock.Now().Add(due), Message: m}
+	if _, err := h.q.Enqueue(context.Background(), d); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// run steps every receiver, moving the clock by step, until for passes.
+func (h *harness) run(step, total time.Duration, receivers ...string) {
+	h.t.Helper()
+	for elapsed := time.Duration(0); elapsed <= total; elapsed += step {
+		for _, r := range receivers {
+			if _, err := h.e.Step(context.Background(), r); err != nil {
+				h.t.Fatal(err)
+			}
+		}
+		h.clock.Add(step)
+	}
+}
+
+// A receiver down for two minutes, then back: every notification arrives
+// once, in the order it was decided for its case.
+func TestDownThenBack(t *testing.T) {
+	ep := &endpoint{down: true}
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	h := newHarness(t, map[string]string{"water": srv.URL}, nil)
+	var want []string
+	for i := range 3 {
+		for c := range 3 {
+			id := fmt.Sprintf("case%d-n%d", c, i)
+			h.enqueue("water", id, fmt.Sprintf("xuhui-0%d", c), id, time.Duration(i*10+c)*time.Second)
+			want = append(want, id)
+		}
+	}
+	h.run(time.Second, 2*time.Minute, "water")
+	if got := ep.taken(); len(got) != 0 {
+		t.Fatalf("a receiver that is down took %v", got)
+	}
+	ep.setDown(false)
+	h.run(time.Second, 2*time.Minute, "water")
+	got := ep.taken()
+	slices.Sort(want)
+	sorted := slices.Sorted(slices.Values(got))
+	if !slices.Equal(sorted, want) {
+		t.Fatalf("delivered %v, want each of %v once", got, want)
+	}
+	for c := range 3 {
+		var order []string
+		for _, id := range got {
+			if id[:5] == fmt.Sprintf("case%d", c) {
+				order = append(order, id)
+			}
+		}
+		if !slices.IsSorted(order) {
+			t.Errorf("case %d arrived as %v", c, order)
+		}
+	}
+	// While it was down the receiver was left alone between tries, not
+	// hammered every second.
+	if ep.tries > 40 {
+		t.Errorf("%d requests in four minutes", ep.tries)
+	}
+	attempts, _ := h.log.List(context.Background(), "xuhui-00")
+	if len(attempts) == 0 || attempts[len(attempts)-1].Outcome != Sent {
+		t.Errorf("attempts of xuhui-00: %+v", attempts)
+	}
+}
+
+// A receiver that answers 500 for ever: its deliveries go to the fallback,
+// its breaker opens, and a healthy receiver beside it is not held up.
+func TestFailingReceiverFailsOverAndOpens(t *testing.T) {
+	bad := &endpoint{down: true}
+	good := &endpoint{}
+	badSrv, goodSrv := httptest.NewServer(bad), httptest.NewServer(good)
+	defer badSrv.Close()
+	defer goodSrv.Close()
+	h := newHarness(t, map[string]string{"gas-system": badSrv.URL, "inbox": "", "fire-system": goodSrv.URL}, map[string]string{"gas-system": "inbox"})
+	for i := range 6 {
+		h.enqueue("gas-system", fmt.Sprintf("g%d", i), "xuhui-01", fmt.Sprintf("g%d", i), time.Duration(i)*time.Second)
+		h.enqueue("fire-system", fmt.Sprintf("f%d", i), "xuhui-01", fmt.Sprintf("f%d", i), time.Duration(i)*time.Second)
+	}
+	// The healthy receiver is done within its first steps.
+	h.run(time.Second, 6*time.Second, "fire-system", "gas-system")
+	if got := good.taken(); len(got) != 6 {
+		t.Fatalf("the healthy receiver took %v", got)
+	}
+	h.run(time.Second, 5*time.Minute, "gas-system", "inbox", "fire-system")
+	var fellBack []string
+	for _, it := range h.inbox.Items() {
+		fellBack = append(fellBack, it.ID)
+	}
+	slices.Sort(fellBack)
+	if want := []string{"g0>inbox", "g1>inbox", "g2>inbox", "g3>inbox", "g4>inbox", "g5>inbox"}; !slices.Equal(fellBack, want) {
+		t.Errorf("inbox has %v, want %v", fellBack, want)
+	}
+	// No delivery has gone through since it opened: open, or half-open
+	// once the cool-down is over, never closed.
+	if s := testutil.ToFloat64(h.e.metrics.breaker.WithLabelValues("gas-system")); s == float64(Closed) {
+		t.Errorf("breaker state %v, want open or half-open", s)
+	}
+	if n := testutil.ToFloat64(h.e.metrics.deliveries.WithLabelValues("gas-system", FailedOver)); n != 6 {
+		t.Errorf("%v failed over", n)
+	}
+	attempts, _ := h.log.List(context.Background(), "xuhui-01")
+	var outcomes []string
+	for _, a := range attempts {
+		if a.DeliveryID == "g0" {
+			outcomes = append(outcomes, a.Outcome)
+		}
+	}
+	if len(outcomes) == 0 || outcomes[len(outcomes)-1] != FailedOver {
+		t.Errorf("g0's attempts: %v", outcomes)
+	}
+}
+
+// A refusal that retrying cannot fix, with nowhere to fail over to, is
+// given up to the dead-letter topic at once.
+func TestRefusedWithoutFallbackIsDeadLettered(t *testing.T) {
+	ep := &endpoint{down: true, status: http.StatusBadRequest}
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	h := newHarness(t, map[string]string{"hook": srv.URL}, nil)
+	h.enqueue("hook", "n1", "xuhui-01", "n1", 0)
+	h.run(time.Second, 3*time.Second, "hook")
+	if !slices.Equal(h.dead, []string{"n1"}) || ep.tries != 1 {
+		t.Errorf("dead-lettered %v after %d tries", h.dead, ep.tries)
+	}
+	if ok, _ := h.q.Enqueue(context.Background(), &queue.Delivery{ID: "n1", Receiver: "hook", Message: message.Sample()}); ok {
+		t.Error("a dead-lettered delivery was queued again")
+	}
+}
+
+// Deliveries of one group due together go as one message.
+func TestGroupIsOneMessage(t *testing.T) {
+	h := newHarness(t, map[string]string{"inbox": ""}, nil)
+	for i := range 3 {
+		h.enqueue("inbox", fmt.Sprintf("n%d", i), fmt.Sprintf("xuhui-0%d", i), "gas/dispatched", 0)
+	}
+	h.run(time.Second, time.Second, "inbox")
+	items := h.inbox.Items()
+	if len(items) != 1 || items[0].Text != "3" {
+		t.Errorf("inbox %+v", items)
+	}
+	for i := range 3 {
+		if ok, _ := h.q.Enqueue(context.Background(), &queue.Delivery{ID: fmt.Sprintf("n%d", i), Receiver: "inbox", Message: message.Sample()}); ok {
+			t.Errorf("n%d was not marked done", i)
+		}
+	}
+}
+
+func TestBreaker(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	b := &Breaker{Threshold: 2, Cooldown: time.Minute}
+	b.Failure(t0)
+	if b.State(t0) != Closed {
+		t.Fatal("opened after one failure")
+	}
+	b.Failure(t0)
+	if b.State(t0.Add(59*time.Second)) != Open || b.State(t0.Add(time.Minute)) != HalfOpen {
+		t.Fatal("not open for the cool-down, then half-open")
+	}
+	b.Failure(t0.Add(time.Minute)) // the trial fails: open again at once
+	if b.State(t0.Add(time.Minute+time.Second)) != Open {
+		t.Fatal("a failed trial did not reopen it")
+	}
+	b.Success()
+	if b.State(t0.Add(time.Hour)) != Closed {
+		t.Fatal("a success did not close it")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for n, want := range map[int]time.Duration{1: 2 * time.Second, 2: 4 * time.Second, 5: 20 * time.Second, 60: 20 * time.Second} {
+		if got := backoff(n, 2*time.Second, 20*time.Second, func() float64 { return 1 }); got != want {
+			t.Errorf("backoff(%d) = %v, want %v", n, got, want)
+		}
+		if got := backoff(n, 2*time.Second, 20*time.Second, func() float64 { return 0 }); got != want/2 {
+			t.Errorf("backoff(%d) with no jitter left = %v, want %v", n, got, want/2)
+		}
+	}
+}
