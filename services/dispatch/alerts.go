@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/dispatch/cases"
 	"github.com/cityhub/cityhub/services/dispatch/casestore"
 	"github.com/cityhub/cityhub/services/dispatch/lifecycle"
 	"github.com/cityhub/cityhub/services/platform/stream"
@@ -130,7 +131,7 @@ func (s *Service) openFromAlert(ctx context.Context, a *cityhubv1.Alert) (*cityh
 	if c.Title == "" {
 		c.Title = a.GetRule()
 	}
-	spec, err := s.resolveSpec(a.GetDispatch(), a.GetEventType())
+	spec, err := s.cases.ResolveSpec(a.GetDispatch(), a.GetEventType())
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: alert %s: %v", lifecycle.ErrInvalid, a.GetId(), err)
 	}
@@ -143,11 +144,8 @@ func (s *Service) openFromAlert(ctx context.Context, a *cityhubv1.Alert) (*cityh
 	return s.store.Create(ctx, c, entry)
 }
 
-// alertRequestPrefix begins the request id of a case opened from an alert.
-const alertRequestPrefix = "alert:"
-
 // alertRequestID names the creation of a case from one firing of an alert:
 // the same firing always yields the same id.
 func alertRequestID(a *cityhubv1.Alert) string {
-	return alertRequestPrefix + a.GetId() + ":" + strconv.FormatInt(a.GetStartsAt().AsTime().UnixMilli(), 10)
+	return cases.AlertRequestPrefix + a.GetId() + ":" + strconv.FormatInt(a.GetStartsAt().AsTime().UnixMilli(), 10)
 }

@@ -161,13 +161,9 @@ func (s *statusRecorder) message() string {
 // denials serves GET /v1/cases/{id}/denials to commanders: what the case
 // keeps of the refusals on it (casestore.DenialLog), newest first.
 func (s *Service) denials(w http.ResponseWriter, r *http.Request) {
-	log, err := s.store.Denials(r.Context(), r.PathValue("id"))
-	if errors.Is(err, casestore.ErrNotFound) {
-		notFound(w)
-		return
-	}
+	log, err := s.cases.Denials(r.Context(), principal(r), r.PathValue("id"))
 	if err != nil {
-		s.internal(w, "read refused actions", err)
+		s.writeError(w, err)
 		return
 	}
 	httperr.WriteJSON(w, http.StatusOK, log)

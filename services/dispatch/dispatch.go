@@ -1,7 +1,9 @@
 // Package dispatch is cityhub's case service: it opens a case when an alert
 // whose rule dispatches fires, keeps cases in Redis through casestore, moves
 // them through the workflow of lifecycle, publishes every change on
-// city.cases.v1, and serves the dispatcher REST API.
+// city.cases.v1, and serves the dispatcher REST API. What a caller may do
+// with a case is package cases' to decide; the API only decodes requests
+// for it and answers what it returns.
 //
 // Everything the service holds can be rebuilt from city.cases.v1 with
 // Rebuild, so Redis may be empty on start.
@@ -18,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/dispatch/cases"
 	"github.com/cityhub/cityhub/services/dispatch/casestore"
 	"github.com/cityhub/cityhub/services/dispatch/workcal"
 	"github.com/cityhub/cityhub/services/platform/auth"
@@ -136,6 +139,7 @@ func calendarOf(c *catalog.Calendar) (*workcal.Calendar, error) {
 type Service struct {
 	opts    Options
 	store   *casestore.Store
+	cases   *cases.Service
 	cal     *workcal.Calendar
 	log     *slog.Logger
 	metrics *metrics
@@ -154,18 +158,35 @@ func New(opts Options) (*Service, error) {
 			return nil, fmt.Errorf("dispatch: catalog calendar: %w", err)
 		}
 	}
-	return &Service{
+	s := &Service{
 		opts:    opts,
 		store:   casestore.New(opts.Redis, opts.Catalog.DistrictCodes()),
 		cal:     cal,
 		log:     opts.Logger.With("component", "dispatch"),
 		metrics: newMetrics(opts.Registerer),
-	}, nil
+	}
+	var err error
+	s.cases, err = cases.New(cases.Options{
+		Store:     s.store,
+		Publisher: cases.PublisherFunc(s.publishChange),
+		Catalog:   opts.Catalog,
+		Calendar:  cal,
+		Now:       opts.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: %w", err)
+	}
+	return s, nil
 }
 
 // Store returns the service's case store, for readers such as the live
 // gateway's snapshot.
 func (s *Service) Store() *casestore.Store { return s.store }
+
+// Cases returns the operations on cases that the API serves, for callers
+// that reach them another way (a notification's acknowledgement link, an
+// Open311 adapter). Their changes are published as the API's are.
+func (s *Service) Cases() *cases.Service { return s.cases }
 
 // Run consumes alerts until ctx ends, opening a case for every firing of an
 // alert whose rule dispatches, and returns nil then. An alert it cannot

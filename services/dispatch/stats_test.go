@@ -114,7 +114,7 @@ func TestStatsFigures(t *testing.T) {
 	if !got.From.Equal(t0.Add(-time.Hour)) || !got.To.Equal(t0.Add(time.Hour)) || !got.AsOf.Equal(t0.Add(5*time.Hour)) {
 		t.Errorf("range %v – %v as of %v", got.From, got.To, got.AsOf)
 	}
-	want := []dispatch.DepartmentFigures{{"gas", gas}, {"traffic-police", traffic}, {"water-affairs", water}}
+	want := []dispatch.DepartmentFigures{{Department: "gas", Figures: gas}, {Department: "traffic-police", Figures: traffic}, {Department: "water-affairs", Figures: water}}
 	checkFigures(t, "total", got.Total, total)
 	if len(got.Departments) != len(want) {
 		t.Fatalf("departments %+v, want %d rows", got.Departments, len(want))

@@ -37,8 +37,8 @@ const (
 // applied through the version-checked Update under a request id that names
 // it. A case whose claim ran out (its sweeper died) has its latest change
 // published again. A merged duplicate's timer comes once, to finish a merge
-// that stopped short of its target (followMerge). Sweep returns how many
-// deadline changes it made.
+// that stopped short of its target (cases.Service.FinishMerge). Sweep
+// returns how many deadline changes it made.
 func (s *Service) Sweep(ctx context.Context, now time.Time) (int, error) {
 	var (
 		n    int
@@ -100,7 +100,11 @@ func (s *Service) sweepCase(ctx context.Context, cl casestore.Claimed, now time.
 		req, requestID, ok := lifecycle.Due(c, now)
 		if !ok && c.GetMergedInto() != "" {
 			// A merged duplicate's timer is its merge's follow-up.
-			if err := s.followMerge(ctx, cl.ID, now); err != nil {
+			finished, err := s.cases.FinishMerge(ctx, cl.ID, now)
+			if finished {
+				s.metrics.mergeRepairs.Inc()
+			}
+			if err != nil {
 				s.metrics.timerFailures.Inc()
 				return n, errors.Join(fmt.Errorf("follow up the merge of %s: %w", cl.ID, err), s.store.Release(ctx, cl.ID, now.Add(sweepBackoff)))
 			}

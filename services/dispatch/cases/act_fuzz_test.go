@@ -1,15 +1,32 @@
-package dispatch
+package cases
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/cityhub/cityhub/services/dispatch/lifecycle"
 )
+
+// parseBody decodes an action body as the dispatcher API does (one JSON
+// object, no unknown fields, nothing after it) and checks it.
+func parseBody(r io.Reader) (ActRequest, lifecycle.Request, error) {
+	var body ActRequest
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return body, lifecycle.Request{}, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return body, lifecycle.Request{}, errors.New("data after the object")
+	}
+	req, err := parseAction(body)
+	return body, req, err
+}
 
 // FuzzParseAction feeds arbitrary bodies to the action decoder: it must
 // never panic, and what it accepts must be a valid request that survives a
@@ -68,7 +85,7 @@ func FuzzParseAction(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		body, req, err := parseAction(bytes.NewReader(b))
+		body, req, err := parseBody(bytes.NewReader(b))
 		if err != nil {
 			return
 		}
@@ -91,7 +108,7 @@ func FuzzParseAction(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		body2, _, err := parseAction(bytes.NewReader(again))
+		body2, _, err := parseBody(bytes.NewReader(again))
 		if err != nil {
 			t.Fatalf("re-encoded body %s refused: %v", again, err)
 		}
@@ -115,9 +132,9 @@ func TestSystemRequestIDsAreRefused(t *testing.T) {
 		"timer:water-affairs:accept:1:1751356800000": false,
 	} {
 		body := `{"action":"comment","note":"x","expected_version":1,"request_id":"` + id + `"}`
-		_, _, err := parseAction(strings.NewReader(body))
-		var fe *fieldError
-		if got := err == nil; got != ok || (!ok && (!errors.As(err, &fe) || fe.field != "request_id")) {
+		_, _, err := parseBody(strings.NewReader(body))
+		var fe *InvalidError
+		if got := err == nil; got != ok || (!ok && (!errors.As(err, &fe) || fe.Field != "request_id")) {
 			t.Errorf("request id %q: %v, want accepted %v", id, err, ok)
 		}
 	}

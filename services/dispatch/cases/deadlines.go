@@ -1,4 +1,4 @@
-package dispatch
+package cases
 
 import (
 	"fmt"
@@ -10,15 +10,16 @@ import (
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
-// resolveSpec returns spec with its deadlines resolved: the durations its
+// ResolveSpec returns spec with its deadlines resolved: the durations its
 // sla gives count natural time, and the limits it leaves unset come from
 // its case class, or when it names none from the class of the event type,
 // on that class's clock. It fails on a class the catalog does not know.
-func (s *Service) resolveSpec(spec *cityhubv1.DispatchSpec, eventType string) (*cityhubv1.DispatchSpec, error) {
+// A dispatch by hand and a case opened from an alert resolve alike.
+func (s *Service) ResolveSpec(spec *cityhubv1.DispatchSpec, eventType string) (*cityhubv1.DispatchSpec, error) {
 	out := proto.CloneOf(spec)
 	class := spec.GetCaseClass()
 	if class == "" && eventType != "" {
-		if et, ok := s.opts.Catalog.EventType(eventType); ok {
+		if et, ok := s.cat.EventType(eventType); ok {
 			class = et.Class
 		}
 	}
@@ -28,7 +29,7 @@ func (s *Service) resolveSpec(spec *cityhubv1.DispatchSpec, eventType string) (*
 	}
 	sla.AcceptWorking, sla.HandleWorking, sla.CaseClass = false, false, ""
 	if class != "" {
-		l, ok := s.opts.Catalog.CaseClassLimits(class)
+		l, ok := s.cat.CaseClassLimits(class)
 		if !ok {
 			return nil, fmt.Errorf("unknown case class %q", class)
 		}

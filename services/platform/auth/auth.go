@@ -92,20 +92,6 @@ func (p *Principal) SpeaksFor(source string) bool {
 	return false
 }
 
-// SeesDistrict reports whether p's district scope covers district. A
-// commander sees every district, and so does a viewer or dispatcher given no
-// districts; a department's scope is its cases, not districts, so it passes
-// here and is narrowed by the case's parts.
-func (p *Principal) SeesDistrict(district string) bool {
-	if p.Role == RoleSource {
-		return false
-	}
-	if p.Role == RoleCommander || p.Role == RoleDepartment || len(p.Districts) == 0 {
-		return true
-	}
-	return slices.Contains(p.Districts, district)
-}
-
 // claims is the JWT payload.
 type claims struct {
 	jwt.RegisteredClaims
