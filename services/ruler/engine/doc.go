@@ -5,5 +5,7 @@
 // state lives in package alertstate.
 //
 // An Engine is shared; each goroutine evaluates through its own Worker,
-// which reuses one expr VM and one environment.
+// which reuses one expr VM and one environment. Conditions run as package
+// fastpath compiled them, which fills the environment only for the few
+// that need it.
 package engine

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/ruler/fastpath"
 	"github.com/cityhub/cityhub/services/ruler/rulepack"
 )
 
@@ -73,10 +74,9 @@ type Engine struct {
 	candidates map[string][]int
 	anyType    []int
 	metrics    *metrics
-	// direct holds, per rule, the programs Worker runs, and tests the
-	// comparisons they call (direct.go).
-	direct []directRule
-	tests  []test
+	// fast holds the programs Workers run for conditions and clear
+	// conditions, by rule index.
+	fast *fastpath.Conditions
 }
 
 // New returns an engine for the rules of packs, which must be compiled.
@@ -111,7 +111,7 @@ func New(packs []*rulepack.Pack, opts Options) (*Engine, error) {
 			e.candidates[t] = append(e.candidates[t], i)
 		}
 	}
-	e.direct, e.tests = directRules(e.rules)
+	e.fast = fastpath.Compile(e.rules)
 	e.metrics = newMetrics(opts.Registerer, e.rules)
 	return e, nil
 }
@@ -138,10 +138,14 @@ func (e *Engine) Packs() []*rulepack.Pack { return e.packs }
 type Worker struct {
 	e  *Engine
 	vm vm.VM
-	// env is filled for the current event only on demand (direct.go):
-	// after a condition holds it is always filled.
-	env rulepack.Env
-	d   directState
+	// env is filled for the current event only on demand (fill): after a
+	// condition holds it is always filled.
+	env  rulepack.Env
+	fast *fastpath.Runner
+	// cur is the event being evaluated; filled reports whether env holds
+	// it yet.
+	cur    *cityhubv1.Event
+	filled bool
 }
 
 // NewWorker returns a Worker. A Worker is not safe for concurrent use;
@@ -149,7 +153,7 @@ type Worker struct {
 func (e *Engine) NewWorker() *Worker {
 	w := &Worker{e: e}
 	w.vm.MemoryBudget = rulepack.MemoryBudget
-	w.d.init(w)
+	w.fast = e.fast.NewRunner(&w.vm, &w.env)
 	return w
 }
 
@@ -182,12 +186,12 @@ func (w *Worker) Match(ev *cityhubv1.Event, out []Result) []Result {
 	for _, i := range idx {
 		r := w.e.rules[i]
 		m := w.e.metrics.rules[i]
-		if r.ClearProgram != nil && w.holdsDirect(&w.e.direct[i].clear, m) {
+		if p := w.e.fast.Clear(i); p != nil && w.holdsDirect(p, m) {
 			labels := w.labels(r)
 			out = append(out, Result{Kind: Clear, Rule: r, Fingerprint: Fingerprint(r.Name(), labels), Labels: labels, rule: i})
 			m.clears.Inc()
 		}
-		if w.holdsDirect(&w.e.direct[i].when, m) {
+		if w.holdsDirect(w.e.fast.When(i), m) {
 			labels := w.labels(r)
 			res := Result{
 				Kind:        Fire,
@@ -214,11 +218,50 @@ func (w *Worker) Describe(ev *cityhubv1.Event, res *Result) {
 	if res.Kind != Fire || res.Rule == nil {
 		return
 	}
-	if w.d.cur != ev {
+	if w.cur != ev {
 		w.begin(ev)
 	}
 	w.fill()
 	w.describe(res)
+}
+
+// begin starts the evaluation of ev. The worker's rulepack.Env is filled
+// later, and only when a program or a Result needs it.
+func (w *Worker) begin(ev *cityhubv1.Event) {
+	w.cur = ev
+	w.filled = false
+	w.fast.Begin(ev)
+}
+
+// fill fills the worker's rulepack.Env with the current event, once.
+func (w *Worker) fill() {
+	if !w.filled {
+		w.env.Reset(w.cur)
+		w.filled = true
+	}
+}
+
+// holdsDirect runs p on the current event. When it holds, the worker's
+// rulepack.Env is filled, so everything that builds a Result may read it.
+func (w *Worker) holdsDirect(p *fastpath.Program, m *ruleMetrics) bool {
+	ok := w.verdict(p, m)
+	if ok {
+		w.fill()
+	}
+	return ok
+}
+
+// verdict runs p on the current event: the stateless path. For a program
+// that does not need the environment it allocates nothing.
+func (w *Worker) verdict(p *fastpath.Program, m *ruleMetrics) bool {
+	if p.NeedsEnv() {
+		w.fill()
+	}
+	ok, err := w.fast.Run(p)
+	if err != nil {
+		m.errors.Inc()
+	}
+	return ok
 }
 
 // describe describes res for the current event, whose environment is

@@ -40,9 +40,10 @@ var Functions = []string{"in_area", "distance_m"}
 // MaxOperands bounds the entries kept to explain one rule.
 const MaxOperands = 12
 
-// exprOptions are the options conditions compile with, against env: Env
-// for the programs that run, typedEnv for the type check.
-func exprOptions(cat *catalog.Catalog, env any, asBool bool) []expr.Option {
+// ExprOptions returns the options every expression of a pack compiles
+// with, against env: Env, or a struct that embeds it (the type check's
+// typedEnv, the engine's fast path). in_area reads the areas of cat.
+func ExprOptions(cat *catalog.Catalog, env any) []expr.Option {
 	opts := []expr.Option{
 		expr.Env(env),
 		expr.DisableAllBuiltins(),
@@ -82,10 +83,15 @@ func exprOptions(cat *catalog.Catalog, env any, asBool bool) []expr.Option {
 	for _, b := range Builtins {
 		opts = append(opts, expr.EnableBuiltin(b))
 	}
-	if asBool {
-		opts = append(opts, expr.AsBool())
-	}
 	return opts
+}
+
+// ConditionOptions returns the options r's conditions (when, clear_when,
+// escalate) compiled with, against env instead of Env. A second compile of
+// their text with these, and patches, accepts what Compile accepted and
+// calls the same functions over the same catalog.
+func (r *Rule) ConditionOptions(env any) []expr.Option {
+	return append(ExprOptions(r.catalog, env), expr.AsBool())
 }
 
 // hasPoint reports whether the location has coordinates: intake requires
@@ -182,6 +188,7 @@ func fieldText(r *Rule, field string) string {
 }
 
 func (c *compiler) rule(r *Rule) {
+	r.catalog = c.cat
 	if r.When != "" {
 		r.Program, r.Types = c.condition(r, r.source("when"), nil)
 		if r.Program != nil {
@@ -315,7 +322,7 @@ func (c *compiler) condition(r *Rule, src source, types []string) (*vm.Program, 
 	if !c.typeCheck(r, src, types) {
 		return nil, nil
 	}
-	prog, err := expr.Compile(src.text, exprOptions(c.cat, Env{}, true)...)
+	prog, err := expr.Compile(src.text, r.ConditionOptions(Env{})...)
 	if err != nil {
 		c.exprError(r, src, err)
 		return nil, nil
@@ -605,7 +612,7 @@ func (v *operandVisitor) add(n ast.Node, leaf bool) {
 		return
 	}
 	v.seen[src] = true
-	prog, err := expr.Compile(src, exprOptions(v.cat, Env{}, false)...)
+	prog, err := expr.Compile(src, ExprOptions(v.cat, Env{})...)
 	if err != nil {
 		return
 	}

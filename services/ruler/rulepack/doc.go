@@ -42,6 +42,9 @@
 //	shadow         true: evaluate and publish the alert marked shadow; it
 //	               is never dispatched and inhibits nothing
 //
+// The event fields conditions, templates, group_by and count.distinct
+// name are one table, EventFields.
+//
 // Conditions are checked against the catalog, with each attribute typed as
 // the event types the condition names declare it (every type of the
 // catalog when it names none): an event type or attribute it does not

@@ -9,9 +9,14 @@ import (
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
 
-// Env is what a rule's condition sees: the event, as `event`.
+// Env is what a rule's condition sees: the event, as `event`. Its fields
+// are those of the event field table (EventFields), as expr's type checker
+// needs them: Go types, named by their expr tags.
 type Env struct {
 	Event Event `expr:"event"`
+	// ev is the event Reset filled Env from: labels, distinct values and
+	// templates read it through the table.
+	ev *cityhubv1.Event
 }
 
 // Event is an event as conditions see it. Numbers in attrs are float64.
@@ -37,18 +42,21 @@ type Location struct {
 }
 
 // Reset fills e from ev, reusing e's attribute map so that a worker
-// evaluating a stream of events does not allocate one per event.
+// evaluating a stream of events does not allocate one per event. e keeps
+// ev until the next Reset.
 func (e *Env) Reset(ev *cityhubv1.Event) {
 	attrs := e.Event.Attrs
 	if attrs == nil {
 		attrs = make(map[string]any, 8)
 	}
 	clear(attrs)
+	e.ev = ev
 	loc := ev.GetLocation()
 	e.Event = Event{
-		ID:     ev.GetId(),
-		Source: ev.GetSource(),
-		Type:   ev.GetType(),
+		ID:         ev.GetId(),
+		Source:     ev.GetSource(),
+		Type:       ev.GetType(),
+		OccurredAt: occurredAt(ev),
 		Location: Location{
 			Lon: loc.GetLon(), Lat: loc.GetLat(),
 			District: loc.GetDistrict(), Street: loc.GetStreet(),
@@ -57,9 +65,6 @@ func (e *Env) Reset(ev *cityhubv1.Event) {
 		Severity: ev.GetSeverity().Name(),
 		Text:     ev.GetText(),
 		Attrs:    attrs,
-	}
-	if ts := ev.GetOccurredAt(); ts != nil {
-		e.Event.OccurredAt = ts.AsTime()
 	}
 	for k, v := range ev.GetAttrs().GetFields() {
 		attrs[k] = plain(v)
@@ -94,34 +99,35 @@ func plain(v *structpb.Value) any {
 // TemplateData returns what a title template sees: .event with the
 // condition's field names, and .labels.
 func (e *Env) TemplateData(labels map[string]string) map[string]any {
-	ev := e.Event
-	return map[string]any{
-		"event": map[string]any{
-			"id":          ev.ID,
-			"source":      ev.Source,
-			"type":        ev.Type,
-			"occurred_at": ev.OccurredAt,
-			"severity":    ev.Severity,
-			"text":        ev.Text,
-			"attrs":       ev.Attrs,
-			"location": map[string]any{
-				"lon": ev.Location.Lon, "lat": ev.Location.Lat,
-				"district": ev.Location.District, "street": ev.Location.Street,
-				"grid": ev.Location.Grid, "address": ev.Location.Address,
-			},
-		},
-		"labels": labels,
+	event := map[string]any{"attrs": e.Event.Attrs}
+	// Paths nest one level (location.street); sub is event[parent].
+	var parent string
+	var sub map[string]any
+	for i := range eventFields {
+		f := &eventFields[i]
+		p, leaf, nested := strings.Cut(f.Path, ".")
+		if !nested {
+			event[f.Path] = f.value(e.ev)
+			continue
+		}
+		if p != parent {
+			parent = p
+			if sub, _ = event[p].(map[string]any); sub == nil {
+				sub = map[string]any{}
+				event[p] = sub
+			}
+		}
+		sub[leaf] = f.value(e.ev)
 	}
+	return map[string]any{"event": event, "labels": labels}
 }
 
 // FieldPath returns the canonical form of an event field a rule may count
-// distinct values of: source, location.district, location.street,
-// location.grid, location.address or attrs.NAME, written with or without
-// "event." in front.
+// distinct values of: a field of EventFields with Distinct set, or
+// attrs.NAME, written with or without "event." in front.
 func FieldPath(s string) (string, bool) {
 	s = strings.TrimPrefix(s, "event.")
-	switch s {
-	case "source", "location.district", "location.street", "location.grid", "location.address":
+	if distinctField(s) != nil {
 		return s, true
 	}
 	if attr, ok := trimAttr(s); ok && nameRE.MatchString(attr) {
@@ -132,34 +138,16 @@ func FieldPath(s string) (string, bool) {
 
 // Value returns the event field path (as FieldPath returns it) as text.
 func (e *Env) Value(path string) string {
-	switch path {
-	case "source":
-		return e.Event.Source
-	case "location.district":
-		return e.Event.Location.District
-	case "location.street":
-		return e.Event.Location.Street
-	case "location.grid":
-		return e.Event.Location.Grid
-	case "location.address":
-		return e.Event.Location.Address
+	if f := distinctField(path); f != nil {
+		return f.Text(e.ev)
 	}
 	return e.Label(path)
 }
 
 // Label returns the value of the group label name for the event in e.
 func (e *Env) Label(name string) string {
-	switch name {
-	case "district":
-		return e.Event.Location.District
-	case "street":
-		return e.Event.Location.Street
-	case "grid":
-		return e.Event.Location.Grid
-	case "type":
-		return e.Event.Type
-	case "source":
-		return e.Event.Source
+	if f := labelField(name); f != nil {
+		return f.Text(e.ev)
 	}
 	if attr, ok := trimAttr(name); ok {
 		switch v := e.Event.Attrs[attr].(type) {

@@ -114,7 +114,7 @@ func (p *yamlParser) matchers(n *yaml.Node, what string) Matchers {
 		k, v := n.Content[i], n.Content[i+1]
 		name := k.Value
 		if k.Kind != yaml.ScalarNode || !validMatcher(name) {
-			p.errorf(k, "%s: %q cannot be matched: want rule, pack, severity, district, street, grid, type, source or attrs.NAME", what, truncate(name, 64))
+			p.errorf(k, "%s: %q cannot be matched: want %s", what, truncate(name, 64), matcherChoices)
 			continue
 		}
 		if _, dup := m[name]; dup {
@@ -212,7 +212,7 @@ func (p *yamlParser) inhibit(n *yaml.Node, pack string) *Inhibit {
 				switch {
 				case l == "":
 				case !ValidLabel(l):
-					p.errorf(ln, "inhibit.equal: %q is not a label: want district, street, grid, type, source or attrs.NAME", l)
+					p.errorf(ln, "inhibit.equal: %q is not a label: want %s", l, labelChoices)
 				case slices.Contains(in.Equal, l):
 					p.errorf(ln, "inhibit.equal: %q given twice", l)
 				default:

@@ -9,6 +9,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/platform/catalog"
 )
 
 // Pack is one parsed rule pack. Once compiled it is read-only and safe to
@@ -81,6 +82,8 @@ type Rule struct {
 	Types []string
 	// ClearTypes is Types for ClearWhen.
 	ClearTypes []string
+	// catalog is the catalog Compile was given: in_area reads its areas.
+	catalog *catalog.Catalog
 }
 
 // Name returns the rule's name as alerts carry it: "pack/id".

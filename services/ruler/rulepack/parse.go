@@ -35,12 +35,10 @@ var (
 	labelRE = regexp.MustCompile(`^attrs\.[a-z0-9][a-z0-9_-]{0,63}$`)
 )
 
-// plainLabels are the group labels taken from an event's own fields.
-var plainLabels = []string{"district", "street", "grid", "type", "source"}
-
-// ValidLabel reports whether name may appear in group_by.
+// ValidLabel reports whether name may appear in group_by: the label of
+// an event field (EventField.Label) or attrs.NAME.
 func ValidLabel(name string) bool {
-	return slices.Contains(plainLabels, name) || labelRE.MatchString(name)
+	return labelField(name) != nil || labelRE.MatchString(name)
 }
 
 // yamlParser collects the problems of one file.
@@ -330,7 +328,7 @@ func (p *yamlParser) ruleNode(n *yaml.Node, pack string) *Rule {
 				switch {
 				case l == "":
 				case !ValidLabel(l):
-					p.errorf(ln, "group_by: %q is not a label: want district, street, grid, type, source or attrs.NAME", l)
+					p.errorf(ln, "group_by: %q is not a label: want %s", l, labelChoices)
 				case slices.Contains(r.GroupBy, l):
 					p.errorf(ln, "group_by: %q given twice", l)
 				default:
@@ -360,7 +358,7 @@ func (p *yamlParser) ruleNode(n *yaml.Node, pack string) *Rule {
 					}
 					f, ok := FieldPath(s)
 					if !ok {
-						p.errorf(v, "count.distinct: %q is not an event field: want source, location.district, location.street, location.grid, location.address or attrs.NAME", s)
+						p.errorf(v, "count.distinct: %q is not an event field: want %s", s, distinctChoices)
 						return
 					}
 					c.Distinct = f

@@ -1,15 +1,13 @@
 package engine
 
 import (
-	"fmt"
-	"math"
 	"testing"
 
 	"github.com/expr-lang/expr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/ruler/fastpath"
 	"github.com/cityhub/cityhub/services/ruler/rulepack"
 )
 
@@ -43,11 +41,11 @@ func reference(t testing.TB, r *rulepack.Rule, clear bool, ev *cityhubv1.Event) 
 	return verdict{held: err == nil && v == true, failed: err != nil}
 }
 
-// direct runs the direct program of rule i of e on ev through w.
+// direct runs the fast path's program of rule i of e on ev through w.
 func direct(w *Worker, i int, clear bool, ev *cityhubv1.Event) verdict {
-	p := &w.e.direct[i].when
+	p := w.e.fast.When(i)
 	if clear {
-		p = &w.e.direct[i].clear
+		p = w.e.fast.Clear(i)
 	}
 	m := w.e.metrics.rules[i]
 	before := errorsOf(m)
@@ -80,92 +78,6 @@ func checkSame(t *testing.T, e *Engine, events []*cityhubv1.Event) {
 	}
 }
 
-// TestDirectMatchesExpr checks that the patched programs give the verdict
-// rulepack's programs give, on every hard case of expr's comparisons.
-func TestDirectMatchesExpr(t *testing.T) {
-	conds := []string{
-		`event.type == "waterlogging"`,
-		`event.type != "waterlogging"`,
-		`"waterlogging" == event.type`,
-		`event.type in ["waterlogging", "rainfall"]`,
-		`event.type not in ["waterlogging", "rainfall"]`,
-		`event.attrs.depth >= 30`,
-		`event.attrs.depth > 30.5`,
-		`event.attrs.depth < -1`,
-		`30 <= event.attrs.depth`,
-		`(event.attrs.depth ?? 0) >= 30`,
-		`(event.attrs.depth ?? "x") == "x"`,
-		`(event.attrs.depth ?? nil) == nil`,
-		`event.attrs.depth == 35`,
-		`event.attrs.depth != 35`,
-		`event.attrs.depth == nil`,
-		`event.attrs.depth == "35"`,
-		`event.attrs.name == "abc"`,
-		`event.attrs.name >= "abb"`,
-		`event.attrs.name < 3`,
-		`event.attrs.flag == true`,
-		`event.attrs.flag != false`,
-		`event.attrs.flag > 1`,
-		`event.attrs.list == nil`,
-		`event.attrs.list >= 1`,
-		`event.attrs["depth"] >= 30`,
-		`event.location.lon > 121.4 && event.location.lat <= 31.2`,
-		`event.location.district == "xuhui" || event.location.street == "tianping"`,
-		`event.location.street contains "ping"`,
-		`event.location.street startsWith "tian" && event.location.address endsWith "号"`,
-		`"tianping road" contains event.location.street`,
-		`event.severity == "severe" && event.source != "hotline"`,
-		`event.text == "" && event.id == "e1"`,
-		`event.location.district == event.location.street`,
-		`!(event.attrs.depth >= 30) || event.type == "rainfall"`,
-		`event.attrs.depth * 2 >= 60`,
-		`len(event.location.street) > 3 && event.attrs.depth >= 30`,
-		`event.occurred_at.Year() == 2025`,
-		`any([1, 2], # > 1) && event.type == "waterlogging"`,
-	}
-	doc := "pack: p\nowner: o\nrules:\n"
-	for i, c := range conds {
-		doc += fmt.Sprintf("  - id: r%d\n    when: %q\n    severity: minor\n    clear_when: %q\n", i, c, c)
-	}
-	e, err := New(compile(t, doc), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, _ := structpb.NewList([]any{1, "a"})
-	attrs := []map[string]*structpb.Value{
-		nil,
-		{"depth": structpb.NewNumberValue(35), "name": structpb.NewStringValue("abc"), "flag": structpb.NewBoolValue(true)},
-		{"depth": structpb.NewNumberValue(30), "name": structpb.NewStringValue("ab"), "flag": structpb.NewBoolValue(false)},
-		{"depth": structpb.NewNumberValue(-3), "name": structpb.NewNumberValue(2)},
-		{"depth": structpb.NewStringValue("35"), "flag": structpb.NewNullValue()},
-		{"depth": structpb.NewNullValue(), "list": structpb.NewListValue(list)},
-		{"depth": structpb.NewNumberValue(math.NaN())},
-		{"depth": structpb.NewBoolValue(true), "list": structpb.NewStructValue(&structpb.Struct{})},
-	}
-	var events []*cityhubv1.Event
-	for _, a := range attrs {
-		for _, typ := range []string{"waterlogging", "rainfall"} {
-			ev := event(typ, "xuhui", "tianping", nil)
-			ev.Attrs = &structpb.Struct{Fields: a}
-			ev.Location.Address = "1号"
-			ev.Location.Lon, ev.Location.Lat = 121.43, 31.18
-			ev.Severity = cityhubv1.Severity_SEVERITY_SEVERE
-			events = append(events, ev)
-		}
-	}
-	events = append(events, &cityhubv1.Event{Id: "bare"}) // no location, no attrs, no time
-	checkSame(t, e, events)
-
-	// Every condition above but those that read event data the tests do
-	// not cover runs without the environment.
-	for i, r := range e.rules {
-		d := e.direct[i].when
-		if !d.patched {
-			t.Errorf("%s: not patched", r.When)
-		}
-	}
-}
-
 // TestDirectMatchesExprOnGeneratedPacks compares verdicts on the packs and
 // events the benchmarks use.
 func TestDirectMatchesExprOnGeneratedPacks(t *testing.T) {
@@ -176,10 +88,30 @@ func TestDirectMatchesExprOnGeneratedPacks(t *testing.T) {
 	}
 	checkSame(t, e, genEvents(cat, 300, 8))
 	for i, r := range e.rules {
-		if d := e.direct[i].when; !d.patched || d.needsEnv {
-			t.Errorf("%s: patched %v, needs the environment %v", r.When, d.patched, d.needsEnv)
+		if d := e.fast.When(i); !d.Patched() || d.NeedsEnv() {
+			t.Errorf("%s: patched %v, needs the environment %v", r.When, d.Patched(), d.NeedsEnv())
 		}
 	}
+}
+
+// TestDirectMatchesExprOnCityPacks compares verdicts on the city's own
+// packs, whose in_area conditions run on the fast path with the
+// environment.
+func TestDirectMatchesExprOnCityPacks(t *testing.T) {
+	cat := loadCatalog(t)
+	packs, err := rulepack.LoadDir("../../../rules/packs", cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(packs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := genEvents(cat, 400, 9)
+	for _, ev := range events[:100] {
+		ev.Location.Lon, ev.Location.Lat = 121.4378, 31.1990 // at a school's gate
+	}
+	checkSame(t, e, events)
 }
 
 // TestStatelessPathDoesNotAllocate proves the stateless path allocation
@@ -198,11 +130,11 @@ func TestStatelessPathDoesNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, r := range e.rules {
-		for _, p := range []directProgram{e.direct[i].when, e.direct[i].clear} {
-			if p.program != nil && (p.eval == nil || p.needsEnv) {
+		for _, p := range []*fastpath.Program{e.fast.When(i), e.fast.Clear(i)} {
+			if p != nil && (!p.Native() || p.NeedsEnv()) {
 				// Allowed (helpers, arithmetic, time), but the events below
 				// must then avoid its event types.
-				t.Logf("rule %s is not on the stateless path (compiled to Go %v, needs the environment %v)", r.Name(), p.eval != nil, p.needsEnv)
+				t.Logf("rule %s is not on the stateless path (compiled to Go %v, needs the environment %v)", r.Name(), p.Native(), p.NeedsEnv())
 			}
 		}
 	}
@@ -235,7 +167,7 @@ func TestStatelessPathDoesNotAllocate(t *testing.T) {
 	for _, ev := range loud {
 		matched := 0
 		for i, r := range e.rules {
-			p, m := &e.direct[i].when, e.metrics.rules[i]
+			p, m := e.fast.When(i), e.metrics.rules[i]
 			w.begin(ev)
 			if !w.verdict(p, m) {
 				continue
