@@ -1235,7 +1235,14 @@ type AuditEntry struct {
 	To         CaseStatus             `protobuf:"varint,10,opt,name=to,proto3,enum=cityhub.v1.CaseStatus" json:"to,omitempty"`
 	// effect says what cityhub did besides the action itself: a case flagged
 	// for arbitration, a level of escalation reached, a deadline moved.
-	Effect        string `protobuf:"bytes,11,opt,name=effect,proto3" json:"effect,omitempty"`
+	Effect string `protobuf:"bytes,11,opt,name=effect,proto3" json:"effect,omitempty"`
+	// happened lists what the change means for the people who must hear of
+	// it, the way notification routes match it: opened, dispatched to a
+	// department, warned, overdue, escalated to a centre, and so on.
+	Happened []*Happening `protobuf:"bytes,12,rep,name=happened,proto3" json:"happened,omitempty"`
+	// via is the channel the request came through when it was not the case
+	// API: "sms", "wecom", … for a person acknowledging from a message.
+	Via           string `protobuf:"bytes,13,opt,name=via,proto3" json:"via,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1347,6 +1354,77 @@ func (x *AuditEntry) GetEffect() string {
 	return ""
 }
 
+func (x *AuditEntry) GetHappened() []*Happening {
+	if x != nil {
+		return x.Happened
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
+// Happening is one thing a case change did that someone may need to hear
+// of: its kind, and the department it is addressed to when it is
+// addressed to one.
+type Happening struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind is opened, dispatched, accepted, warned, overdue, escalated,
+	// returned, handled, verify_failed, closed, merged or cancelled.
+	Kind          string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Department    string `protobuf:"bytes,2,opt,name=department,proto3" json:"department,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Happening) Reset() {
+	*x = Happening{}
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Happening) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Happening) ProtoMessage() {}
+
+func (x *Happening) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Happening.ProtoReflect.Descriptor instead.
+func (*Happening) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Happening) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Happening) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
 // Case is a piece of city work: opened, dispatched to departments, handled,
 // verified and closed.
 type Case struct {
@@ -1407,7 +1485,7 @@ type Case struct {
 
 func (x *Case) Reset() {
 	*x = Case{}
-	mi := &file_cityhub_v1_cityhub_proto_msgTypes[10]
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1497,7 @@ func (x *Case) String() string {
 func (*Case) ProtoMessage() {}
 
 func (x *Case) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_cityhub_proto_msgTypes[10]
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1510,7 @@ func (x *Case) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Case.ProtoReflect.Descriptor instead.
 func (*Case) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{10}
+	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Case) GetId() string {
@@ -1692,7 +1770,7 @@ type CaseChange struct {
 
 func (x *CaseChange) Reset() {
 	*x = CaseChange{}
-	mi := &file_cityhub_v1_cityhub_proto_msgTypes[11]
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1782,7 @@ func (x *CaseChange) String() string {
 func (*CaseChange) ProtoMessage() {}
 
 func (x *CaseChange) ProtoReflect() protoreflect.Message {
-	mi := &file_cityhub_v1_cityhub_proto_msgTypes[11]
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1795,7 @@ func (x *CaseChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaseChange.ProtoReflect.Descriptor instead.
 func (*CaseChange) Descriptor() ([]byte, []int) {
-	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{11}
+	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CaseChange) GetCase() *Case {
@@ -1848,7 +1926,7 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"decided_by\x18\a \x01(\tR\tdecidedBy\x129\n" +
 	"\n" +
 	"decided_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x12#\n" +
-	"\rdecision_note\x18\t \x01(\tR\fdecisionNote\"\xd3\x02\n" +
+	"\rdecision_note\x18\t \x01(\tR\fdecisionNote\"\x98\x03\n" +
 	"\n" +
 	"AuditEntry\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x16\n" +
@@ -1865,7 +1943,14 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\x04from\x18\t \x01(\x0e2\x16.cityhub.v1.CaseStatusR\x04from\x12&\n" +
 	"\x02to\x18\n" +
 	" \x01(\x0e2\x16.cityhub.v1.CaseStatusR\x02to\x12\x16\n" +
-	"\x06effect\x18\v \x01(\tR\x06effect\"\x99\v\n" +
+	"\x06effect\x18\v \x01(\tR\x06effect\x121\n" +
+	"\bhappened\x18\f \x03(\v2\x15.cityhub.v1.HappeningR\bhappened\x12\x10\n" +
+	"\x03via\x18\r \x01(\tR\x03via\"?\n" +
+	"\tHappening\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1e\n" +
+	"\n" +
+	"department\x18\x02 \x01(\tR\n" +
+	"department\"\x99\v\n" +
 	"\x04Case\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12.\n" +
@@ -1950,7 +2035,7 @@ func file_cityhub_v1_cityhub_proto_rawDescGZIP() []byte {
 }
 
 var file_cityhub_v1_cityhub_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cityhub_v1_cityhub_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_cityhub_v1_cityhub_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_cityhub_v1_cityhub_proto_goTypes = []any{
 	(Severity)(0),                 // 0: cityhub.v1.Severity
 	(AlertState)(0),               // 1: cityhub.v1.AlertState
@@ -1965,75 +2050,77 @@ var file_cityhub_v1_cityhub_proto_goTypes = []any{
 	(*Deadline)(nil),              // 10: cityhub.v1.Deadline
 	(*Extension)(nil),             // 11: cityhub.v1.Extension
 	(*AuditEntry)(nil),            // 12: cityhub.v1.AuditEntry
-	(*Case)(nil),                  // 13: cityhub.v1.Case
-	(*CaseChange)(nil),            // 14: cityhub.v1.CaseChange
-	nil,                           // 15: cityhub.v1.Alert.LabelsEntry
-	nil,                           // 16: cityhub.v1.Case.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 18: google.protobuf.Struct
-	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*Happening)(nil),             // 13: cityhub.v1.Happening
+	(*Case)(nil),                  // 14: cityhub.v1.Case
+	(*CaseChange)(nil),            // 15: cityhub.v1.CaseChange
+	nil,                           // 16: cityhub.v1.Alert.LabelsEntry
+	nil,                           // 17: cityhub.v1.Case.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 19: google.protobuf.Struct
+	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
 }
 var file_cityhub_v1_cityhub_proto_depIdxs = []int32{
-	17, // 0: cityhub.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	18, // 0: cityhub.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	3,  // 1: cityhub.v1.Event.location:type_name -> cityhub.v1.Location
 	0,  // 2: cityhub.v1.Event.severity:type_name -> cityhub.v1.Severity
-	18, // 3: cityhub.v1.Event.attrs:type_name -> google.protobuf.Struct
-	17, // 4: cityhub.v1.Event.received_at:type_name -> google.protobuf.Timestamp
+	19, // 3: cityhub.v1.Event.attrs:type_name -> google.protobuf.Struct
+	18, // 4: cityhub.v1.Event.received_at:type_name -> google.protobuf.Timestamp
 	6,  // 5: cityhub.v1.DispatchSpec.sla:type_name -> cityhub.v1.Sla
-	19, // 6: cityhub.v1.Sla.accept:type_name -> google.protobuf.Duration
-	19, // 7: cityhub.v1.Sla.handle:type_name -> google.protobuf.Duration
+	20, // 6: cityhub.v1.Sla.accept:type_name -> google.protobuf.Duration
+	20, // 7: cityhub.v1.Sla.handle:type_name -> google.protobuf.Duration
 	1,  // 8: cityhub.v1.Alert.state:type_name -> cityhub.v1.AlertState
 	0,  // 9: cityhub.v1.Alert.severity:type_name -> cityhub.v1.Severity
-	15, // 10: cityhub.v1.Alert.labels:type_name -> cityhub.v1.Alert.LabelsEntry
-	17, // 11: cityhub.v1.Alert.starts_at:type_name -> google.protobuf.Timestamp
-	17, // 12: cityhub.v1.Alert.ends_at:type_name -> google.protobuf.Timestamp
-	17, // 13: cityhub.v1.Alert.updated_at:type_name -> google.protobuf.Timestamp
+	16, // 10: cityhub.v1.Alert.labels:type_name -> cityhub.v1.Alert.LabelsEntry
+	18, // 11: cityhub.v1.Alert.starts_at:type_name -> google.protobuf.Timestamp
+	18, // 12: cityhub.v1.Alert.ends_at:type_name -> google.protobuf.Timestamp
+	18, // 13: cityhub.v1.Alert.updated_at:type_name -> google.protobuf.Timestamp
 	7,  // 14: cityhub.v1.Alert.explanation:type_name -> cityhub.v1.Explanation
 	5,  // 15: cityhub.v1.Alert.dispatch:type_name -> cityhub.v1.DispatchSpec
 	3,  // 16: cityhub.v1.Alert.location:type_name -> cityhub.v1.Location
 	0,  // 17: cityhub.v1.Alert.previous_severity:type_name -> cityhub.v1.Severity
-	17, // 18: cityhub.v1.Alert.severity_changed_at:type_name -> google.protobuf.Timestamp
-	17, // 19: cityhub.v1.Alert.fires_at:type_name -> google.protobuf.Timestamp
+	18, // 18: cityhub.v1.Alert.severity_changed_at:type_name -> google.protobuf.Timestamp
+	18, // 19: cityhub.v1.Alert.fires_at:type_name -> google.protobuf.Timestamp
 	2,  // 20: cityhub.v1.Part.status:type_name -> cityhub.v1.CaseStatus
-	17, // 21: cityhub.v1.Part.accepted_at:type_name -> google.protobuf.Timestamp
-	17, // 22: cityhub.v1.Part.handled_at:type_name -> google.protobuf.Timestamp
+	18, // 21: cityhub.v1.Part.accepted_at:type_name -> google.protobuf.Timestamp
+	18, // 22: cityhub.v1.Part.handled_at:type_name -> google.protobuf.Timestamp
 	10, // 23: cityhub.v1.Part.accept_deadline:type_name -> cityhub.v1.Deadline
 	10, // 24: cityhub.v1.Part.handle_deadline:type_name -> cityhub.v1.Deadline
-	17, // 25: cityhub.v1.Part.suspended_at:type_name -> google.protobuf.Timestamp
-	19, // 26: cityhub.v1.Part.suspended_total:type_name -> google.protobuf.Duration
+	18, // 25: cityhub.v1.Part.suspended_at:type_name -> google.protobuf.Timestamp
+	20, // 26: cityhub.v1.Part.suspended_total:type_name -> google.protobuf.Duration
 	11, // 27: cityhub.v1.Part.extension:type_name -> cityhub.v1.Extension
-	17, // 28: cityhub.v1.Deadline.warn_at:type_name -> google.protobuf.Timestamp
-	17, // 29: cityhub.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
-	17, // 30: cityhub.v1.Deadline.final_at:type_name -> google.protobuf.Timestamp
-	19, // 31: cityhub.v1.Deadline.allowed:type_name -> google.protobuf.Duration
-	19, // 32: cityhub.v1.Extension.extend_by:type_name -> google.protobuf.Duration
-	17, // 33: cityhub.v1.Extension.until:type_name -> google.protobuf.Timestamp
-	17, // 34: cityhub.v1.Extension.requested_at:type_name -> google.protobuf.Timestamp
-	17, // 35: cityhub.v1.Extension.decided_at:type_name -> google.protobuf.Timestamp
-	17, // 36: cityhub.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	18, // 28: cityhub.v1.Deadline.warn_at:type_name -> google.protobuf.Timestamp
+	18, // 29: cityhub.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	18, // 30: cityhub.v1.Deadline.final_at:type_name -> google.protobuf.Timestamp
+	20, // 31: cityhub.v1.Deadline.allowed:type_name -> google.protobuf.Duration
+	20, // 32: cityhub.v1.Extension.extend_by:type_name -> google.protobuf.Duration
+	18, // 33: cityhub.v1.Extension.until:type_name -> google.protobuf.Timestamp
+	18, // 34: cityhub.v1.Extension.requested_at:type_name -> google.protobuf.Timestamp
+	18, // 35: cityhub.v1.Extension.decided_at:type_name -> google.protobuf.Timestamp
+	18, // 36: cityhub.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	2,  // 37: cityhub.v1.AuditEntry.from:type_name -> cityhub.v1.CaseStatus
 	2,  // 38: cityhub.v1.AuditEntry.to:type_name -> cityhub.v1.CaseStatus
-	2,  // 39: cityhub.v1.Case.status:type_name -> cityhub.v1.CaseStatus
-	0,  // 40: cityhub.v1.Case.severity:type_name -> cityhub.v1.Severity
-	3,  // 41: cityhub.v1.Case.location:type_name -> cityhub.v1.Location
-	17, // 42: cityhub.v1.Case.alert_starts_at:type_name -> google.protobuf.Timestamp
-	9,  // 43: cityhub.v1.Case.parts:type_name -> cityhub.v1.Part
-	6,  // 44: cityhub.v1.Case.sla:type_name -> cityhub.v1.Sla
-	17, // 45: cityhub.v1.Case.created_at:type_name -> google.protobuf.Timestamp
-	17, // 46: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
-	17, // 47: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
-	17, // 48: cityhub.v1.Case.accept_due_at:type_name -> google.protobuf.Timestamp
-	17, // 49: cityhub.v1.Case.handle_due_at:type_name -> google.protobuf.Timestamp
-	17, // 50: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
-	16, // 51: cityhub.v1.Case.labels:type_name -> cityhub.v1.Case.LabelsEntry
-	17, // 52: cityhub.v1.Case.timer_at:type_name -> google.protobuf.Timestamp
-	13, // 53: cityhub.v1.CaseChange.case:type_name -> cityhub.v1.Case
-	12, // 54: cityhub.v1.CaseChange.change:type_name -> cityhub.v1.AuditEntry
-	55, // [55:55] is the sub-list for method output_type
-	55, // [55:55] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	13, // 39: cityhub.v1.AuditEntry.happened:type_name -> cityhub.v1.Happening
+	2,  // 40: cityhub.v1.Case.status:type_name -> cityhub.v1.CaseStatus
+	0,  // 41: cityhub.v1.Case.severity:type_name -> cityhub.v1.Severity
+	3,  // 42: cityhub.v1.Case.location:type_name -> cityhub.v1.Location
+	18, // 43: cityhub.v1.Case.alert_starts_at:type_name -> google.protobuf.Timestamp
+	9,  // 44: cityhub.v1.Case.parts:type_name -> cityhub.v1.Part
+	6,  // 45: cityhub.v1.Case.sla:type_name -> cityhub.v1.Sla
+	18, // 46: cityhub.v1.Case.created_at:type_name -> google.protobuf.Timestamp
+	18, // 47: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
+	18, // 48: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
+	18, // 49: cityhub.v1.Case.accept_due_at:type_name -> google.protobuf.Timestamp
+	18, // 50: cityhub.v1.Case.handle_due_at:type_name -> google.protobuf.Timestamp
+	18, // 51: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
+	17, // 52: cityhub.v1.Case.labels:type_name -> cityhub.v1.Case.LabelsEntry
+	18, // 53: cityhub.v1.Case.timer_at:type_name -> google.protobuf.Timestamp
+	14, // 54: cityhub.v1.CaseChange.case:type_name -> cityhub.v1.Case
+	12, // 55: cityhub.v1.CaseChange.change:type_name -> cityhub.v1.AuditEntry
+	56, // [56:56] is the sub-list for method output_type
+	56, // [56:56] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_cityhub_proto_init() }
@@ -2047,7 +2134,7 @@ func file_cityhub_v1_cityhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_cityhub_proto_rawDesc), len(file_cityhub_v1_cityhub_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -121,19 +121,11 @@ func checkVia(via string) error {
 	return nil
 }
 
-// recordVia notes on entry the channel a request came through. The audit
-// entry has no field for it, so it is the note's last line, "via
-// CHANNEL"; the request's note was checked before, so a note the action
-// needs cannot be made up of it.
+// recordVia records on entry the channel a request came through.
 func recordVia(entry *cityhubv1.AuditEntry, via string) {
-	if via == "" || entry == nil {
-		return
+	if via != "" && entry != nil {
+		entry.Via = via
 	}
-	if entry.Note == "" {
-		entry.Note = "via " + via
-		return
-	}
-	entry.Note += "\nvia " + via
 }
 
 // publish publishes change; a failure is the Service's own (OpError).

@@ -123,8 +123,8 @@ func TestActThroughAnotherChannel(t *testing.T) {
 	if got.Case.GetStatus() != cityhubv1.CaseStatus_CASE_STATUS_ACCEPTED || got.Case.GetVersion() != 3 {
 		t.Errorf("case %s v%d, want accepted v3", got.Case.GetStatus(), got.Case.GetVersion())
 	}
-	if e := f.last().GetChange(); e.GetActor() != "li.wei" || e.GetNote() != "via notify:sms" {
-		t.Errorf("published entry by %q with note %q, want li.wei via notify:sms", e.GetActor(), e.GetNote())
+	if e := f.last().GetChange(); e.GetActor() != "li.wei" || e.GetVia() != "notify:sms" || e.GetNote() != "" {
+		t.Errorf("published entry by %q via %q with note %q, want li.wei via notify:sms", e.GetActor(), e.GetVia(), e.GetNote())
 	}
 	// Clicking the link again changes nothing and answers the same.
 	again, err := f.svc.Act(ctx, water, id, ack)
@@ -142,10 +142,10 @@ func TestActThroughAnotherChannel(t *testing.T) {
 	}
 	var notes []string
 	for _, e := range read.History {
-		notes = append(notes, e.GetNote())
+		notes = append(notes, e.GetNote()+"|"+e.GetVia())
 	}
-	if want := []string{"", "on its way", "via notify:sms", "pump on site\nvia notify:sms"}; !slices.Equal(notes, want) {
-		t.Errorf("notes %q, want %q", notes, want)
+	if want := []string{"|", "on its way|", "|notify:sms", "pump on site|notify:sms"}; !slices.Equal(notes, want) {
+		t.Errorf("notes|via %q, want %q", notes, want)
 	}
 
 	// A channel cannot stand in for a note the action needs.

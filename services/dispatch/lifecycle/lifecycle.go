@@ -351,12 +351,14 @@ func Apply(c *cityhubv1.Case, req Request, by Actor, now time.Time) (*cityhubv1.
 	}
 	work.UpdatedAt = timestamppb.New(now)
 	refresh(work)
+	happened := happenings(t, c, work, s)
 	replace(c, work)
 	dept := by.Dept
 	if s.part != nil {
 		dept = s.part.GetDepartment()
 	}
 	return &cityhubv1.AuditEntry{
+		Happened:   happened,
 		Action:     string(req.Action) + suffix(t.Outcome),
 		Actor:      by.Subject,
 		Role:       string(by.Role),

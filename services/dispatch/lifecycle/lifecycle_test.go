@@ -548,3 +548,54 @@ func TestTableIsComplete(t *testing.T) {
 		t.Error("absorb is a row; it is only the other half of merge")
 	}
 }
+
+// Each change says what it means to the people who must hear of it.
+func TestHappenings(t *testing.T) {
+	text := func(hs []*cityhubv1.Happening) string {
+		var b []string
+		for _, h := range hs {
+			b = append(b, h.GetKind()+":"+h.GetDepartment())
+		}
+		return strings.Join(b, " ")
+	}
+	c := &cityhubv1.Case{Id: "xuhui-01jz2g93z0ptff52h35j58yj80", District: "xuhui", Title: "积水"}
+	entry, err := New(c, spec(), system, t0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := text(entry.GetHappened()); got != "opened: dispatched:water-affairs dispatched:traffic-police" {
+		t.Errorf("creation: %s", got)
+	}
+	var moments []string
+	for now := t0.Add(11 * time.Minute); ; {
+		req, _, ok := Due(c, now)
+		if !ok || len(moments) == 4 {
+			break
+		}
+		moments = append(moments, text(must(t, c, req, System, now).GetHappened()))
+	}
+	want := []string{"warned:water-affairs", "warned:traffic-police", "overdue:water-affairs escalated:district-centre", "overdue:traffic-police"}
+	if !slices.Equal(moments, want) {
+		t.Errorf("deadline moments:\n got %q\nwant %q", moments, want)
+	}
+	for _, step := range []struct {
+		req  Request
+		by   Actor
+		want string
+	}{
+		{Request{Action: Comment, Note: "on my way"}, water, ""},
+		{Request{Action: Accept}, water, "accepted:water-affairs"},
+		{Request{Action: Accept}, traffic, "accepted:traffic-police"},
+		{Request{Action: Escalate, Note: "needs the city"}, dispatcher, "escalated:city-centre"},
+		{Request{Action: Handle, Note: "pumped out"}, water, "handled:water-affairs"},
+		{Request{Action: Handle, Note: "road open"}, traffic, "handled:traffic-police"},
+		{Request{Action: Verify, Pass: &no, Note: "still wet"}, dispatcher, "verify_failed:water-affairs verify_failed:traffic-police"},
+		{Request{Action: Handle, Note: "dry now"}, water, "handled:water-affairs"},
+		{Request{Action: Handle, Note: "open"}, traffic, "handled:traffic-police"},
+		{Request{Action: Verify, Pass: &yes}, dispatcher, "closed:"},
+	} {
+		if got := text(must(t, c, step.req, step.by, t0.Add(time.Hour)).GetHappened()); got != step.want {
+			t.Errorf("%s by %s: %q, want %q", step.req.Action, step.by.Subject, got, step.want)
+		}
+	}
+}

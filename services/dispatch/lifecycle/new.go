@@ -42,7 +42,12 @@ func New(c *cityhubv1.Case, spec *cityhubv1.DispatchSpec, by Actor, now time.Tim
 		c.Status = d.To
 	}
 	refresh(c)
+	happened := []*cityhubv1.Happening{{Kind: HappenedOpened}}
+	if spec != nil {
+		happened = append(happened, partHappenings(HappenedDispatched, c)...)
+	}
 	return &cityhubv1.AuditEntry{
+		Happened:   happened,
 		Version:    1,
 		Action:     string(Create),
 		Actor:      by.Subject,

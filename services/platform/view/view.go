@@ -141,6 +141,9 @@ type AuditEntry struct {
 	From       string     `json:"from,omitempty"`
 	To         string     `json:"to,omitempty"`
 	Effect     string     `json:"effect,omitempty"`
+	// Via is the channel a person acted through when not the console: an
+	// acknowledgement link in an SMS, a WeCom message.
+	Via string `json:"via,omitempty"`
 }
 
 // Case is the JSON form of a case; History is filled where the API returns
@@ -372,6 +375,7 @@ func FromAudit(e *cityhubv1.AuditEntry) AuditEntry {
 		From:       e.GetFrom().Name(),
 		To:         e.GetTo().Name(),
 		Effect:     e.GetEffect(),
+		Via:        e.GetVia(),
 	}
 }
 
