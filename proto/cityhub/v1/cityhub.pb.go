@@ -1812,6 +1812,126 @@ func (x *CaseChange) GetChange() *AuditEntry {
 	return nil
 }
 
+// Notification is one message notify decided to send through one receiver,
+// written to city.notifications.v1 (keyed by case id) before anything is
+// sent. The same decision made again (a change redelivered) has the same
+// id, and is delivered once.
+type Notification struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Receiver string                 `protobuf:"bytes,2,opt,name=receiver,proto3" json:"receiver,omitempty"`
+	// case_id and department name the part the notification chases, when it
+	// chases one; one with stop_on_accept is dropped once that part is
+	// accepted or the case is no longer open.
+	CaseId       string `protobuf:"bytes,3,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
+	Department   string `protobuf:"bytes,4,opt,name=department,proto3" json:"department,omitempty"`
+	StopOnAccept bool   `protobuf:"varint,5,opt,name=stop_on_accept,json=stopOnAccept,proto3" json:"stop_on_accept,omitempty"`
+	// group gathers notifications to one receiver due together into one
+	// message.
+	Group string                 `protobuf:"bytes,6,opt,name=group,proto3" json:"group,omitempty"`
+	Due   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=due,proto3" json:"due,omitempty"`
+	// route is the notify.yaml route that decided it.
+	Route string `protobuf:"bytes,8,opt,name=route,proto3" json:"route,omitempty"`
+	// message is what the receiver's templates see, as JSON (the message
+	// package of the notify service).
+	Message       []byte `protobuf:"bytes,9,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Notification) Reset() {
+	*x = Notification{}
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Notification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Notification) ProtoMessage() {}
+
+func (x *Notification) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Notification.ProtoReflect.Descriptor instead.
+func (*Notification) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Notification) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Notification) GetReceiver() string {
+	if x != nil {
+		return x.Receiver
+	}
+	return ""
+}
+
+func (x *Notification) GetCaseId() string {
+	if x != nil {
+		return x.CaseId
+	}
+	return ""
+}
+
+func (x *Notification) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
+func (x *Notification) GetStopOnAccept() bool {
+	if x != nil {
+		return x.StopOnAccept
+	}
+	return false
+}
+
+func (x *Notification) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *Notification) GetDue() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Due
+	}
+	return nil
+}
+
+func (x *Notification) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *Notification) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
 var File_cityhub_v1_cityhub_proto protoreflect.FileDescriptor
 
 const file_cityhub_v1_cityhub_proto_rawDesc = "" +
@@ -1999,7 +2119,19 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\n" +
 	"CaseChange\x12$\n" +
 	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12.\n" +
-	"\x06change\x18\x02 \x01(\v2\x16.cityhub.v1.AuditEntryR\x06change*z\n" +
+	"\x06change\x18\x02 \x01(\v2\x16.cityhub.v1.AuditEntryR\x06change\"\x8d\x02\n" +
+	"\fNotification\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
+	"\breceiver\x18\x02 \x01(\tR\breceiver\x12\x17\n" +
+	"\acase_id\x18\x03 \x01(\tR\x06caseId\x12\x1e\n" +
+	"\n" +
+	"department\x18\x04 \x01(\tR\n" +
+	"department\x12$\n" +
+	"\x0estop_on_accept\x18\x05 \x01(\bR\fstopOnAccept\x12\x14\n" +
+	"\x05group\x18\x06 \x01(\tR\x05group\x12,\n" +
+	"\x03due\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x03due\x12\x14\n" +
+	"\x05route\x18\b \x01(\tR\x05route\x12\x18\n" +
+	"\amessage\x18\t \x01(\fR\amessage*z\n" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSEVERITY_MINOR\x10\x01\x12\x15\n" +
@@ -2035,7 +2167,7 @@ func file_cityhub_v1_cityhub_proto_rawDescGZIP() []byte {
 }
 
 var file_cityhub_v1_cityhub_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cityhub_v1_cityhub_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_cityhub_v1_cityhub_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_cityhub_v1_cityhub_proto_goTypes = []any{
 	(Severity)(0),                 // 0: cityhub.v1.Severity
 	(AlertState)(0),               // 1: cityhub.v1.AlertState
@@ -2053,74 +2185,76 @@ var file_cityhub_v1_cityhub_proto_goTypes = []any{
 	(*Happening)(nil),             // 13: cityhub.v1.Happening
 	(*Case)(nil),                  // 14: cityhub.v1.Case
 	(*CaseChange)(nil),            // 15: cityhub.v1.CaseChange
-	nil,                           // 16: cityhub.v1.Alert.LabelsEntry
-	nil,                           // 17: cityhub.v1.Case.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 19: google.protobuf.Struct
-	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
+	(*Notification)(nil),          // 16: cityhub.v1.Notification
+	nil,                           // 17: cityhub.v1.Alert.LabelsEntry
+	nil,                           // 18: cityhub.v1.Case.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 20: google.protobuf.Struct
+	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
 }
 var file_cityhub_v1_cityhub_proto_depIdxs = []int32{
-	18, // 0: cityhub.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 0: cityhub.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	3,  // 1: cityhub.v1.Event.location:type_name -> cityhub.v1.Location
 	0,  // 2: cityhub.v1.Event.severity:type_name -> cityhub.v1.Severity
-	19, // 3: cityhub.v1.Event.attrs:type_name -> google.protobuf.Struct
-	18, // 4: cityhub.v1.Event.received_at:type_name -> google.protobuf.Timestamp
+	20, // 3: cityhub.v1.Event.attrs:type_name -> google.protobuf.Struct
+	19, // 4: cityhub.v1.Event.received_at:type_name -> google.protobuf.Timestamp
 	6,  // 5: cityhub.v1.DispatchSpec.sla:type_name -> cityhub.v1.Sla
-	20, // 6: cityhub.v1.Sla.accept:type_name -> google.protobuf.Duration
-	20, // 7: cityhub.v1.Sla.handle:type_name -> google.protobuf.Duration
+	21, // 6: cityhub.v1.Sla.accept:type_name -> google.protobuf.Duration
+	21, // 7: cityhub.v1.Sla.handle:type_name -> google.protobuf.Duration
 	1,  // 8: cityhub.v1.Alert.state:type_name -> cityhub.v1.AlertState
 	0,  // 9: cityhub.v1.Alert.severity:type_name -> cityhub.v1.Severity
-	16, // 10: cityhub.v1.Alert.labels:type_name -> cityhub.v1.Alert.LabelsEntry
-	18, // 11: cityhub.v1.Alert.starts_at:type_name -> google.protobuf.Timestamp
-	18, // 12: cityhub.v1.Alert.ends_at:type_name -> google.protobuf.Timestamp
-	18, // 13: cityhub.v1.Alert.updated_at:type_name -> google.protobuf.Timestamp
+	17, // 10: cityhub.v1.Alert.labels:type_name -> cityhub.v1.Alert.LabelsEntry
+	19, // 11: cityhub.v1.Alert.starts_at:type_name -> google.protobuf.Timestamp
+	19, // 12: cityhub.v1.Alert.ends_at:type_name -> google.protobuf.Timestamp
+	19, // 13: cityhub.v1.Alert.updated_at:type_name -> google.protobuf.Timestamp
 	7,  // 14: cityhub.v1.Alert.explanation:type_name -> cityhub.v1.Explanation
 	5,  // 15: cityhub.v1.Alert.dispatch:type_name -> cityhub.v1.DispatchSpec
 	3,  // 16: cityhub.v1.Alert.location:type_name -> cityhub.v1.Location
 	0,  // 17: cityhub.v1.Alert.previous_severity:type_name -> cityhub.v1.Severity
-	18, // 18: cityhub.v1.Alert.severity_changed_at:type_name -> google.protobuf.Timestamp
-	18, // 19: cityhub.v1.Alert.fires_at:type_name -> google.protobuf.Timestamp
+	19, // 18: cityhub.v1.Alert.severity_changed_at:type_name -> google.protobuf.Timestamp
+	19, // 19: cityhub.v1.Alert.fires_at:type_name -> google.protobuf.Timestamp
 	2,  // 20: cityhub.v1.Part.status:type_name -> cityhub.v1.CaseStatus
-	18, // 21: cityhub.v1.Part.accepted_at:type_name -> google.protobuf.Timestamp
-	18, // 22: cityhub.v1.Part.handled_at:type_name -> google.protobuf.Timestamp
+	19, // 21: cityhub.v1.Part.accepted_at:type_name -> google.protobuf.Timestamp
+	19, // 22: cityhub.v1.Part.handled_at:type_name -> google.protobuf.Timestamp
 	10, // 23: cityhub.v1.Part.accept_deadline:type_name -> cityhub.v1.Deadline
 	10, // 24: cityhub.v1.Part.handle_deadline:type_name -> cityhub.v1.Deadline
-	18, // 25: cityhub.v1.Part.suspended_at:type_name -> google.protobuf.Timestamp
-	20, // 26: cityhub.v1.Part.suspended_total:type_name -> google.protobuf.Duration
+	19, // 25: cityhub.v1.Part.suspended_at:type_name -> google.protobuf.Timestamp
+	21, // 26: cityhub.v1.Part.suspended_total:type_name -> google.protobuf.Duration
 	11, // 27: cityhub.v1.Part.extension:type_name -> cityhub.v1.Extension
-	18, // 28: cityhub.v1.Deadline.warn_at:type_name -> google.protobuf.Timestamp
-	18, // 29: cityhub.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
-	18, // 30: cityhub.v1.Deadline.final_at:type_name -> google.protobuf.Timestamp
-	20, // 31: cityhub.v1.Deadline.allowed:type_name -> google.protobuf.Duration
-	20, // 32: cityhub.v1.Extension.extend_by:type_name -> google.protobuf.Duration
-	18, // 33: cityhub.v1.Extension.until:type_name -> google.protobuf.Timestamp
-	18, // 34: cityhub.v1.Extension.requested_at:type_name -> google.protobuf.Timestamp
-	18, // 35: cityhub.v1.Extension.decided_at:type_name -> google.protobuf.Timestamp
-	18, // 36: cityhub.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	19, // 28: cityhub.v1.Deadline.warn_at:type_name -> google.protobuf.Timestamp
+	19, // 29: cityhub.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	19, // 30: cityhub.v1.Deadline.final_at:type_name -> google.protobuf.Timestamp
+	21, // 31: cityhub.v1.Deadline.allowed:type_name -> google.protobuf.Duration
+	21, // 32: cityhub.v1.Extension.extend_by:type_name -> google.protobuf.Duration
+	19, // 33: cityhub.v1.Extension.until:type_name -> google.protobuf.Timestamp
+	19, // 34: cityhub.v1.Extension.requested_at:type_name -> google.protobuf.Timestamp
+	19, // 35: cityhub.v1.Extension.decided_at:type_name -> google.protobuf.Timestamp
+	19, // 36: cityhub.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	2,  // 37: cityhub.v1.AuditEntry.from:type_name -> cityhub.v1.CaseStatus
 	2,  // 38: cityhub.v1.AuditEntry.to:type_name -> cityhub.v1.CaseStatus
 	13, // 39: cityhub.v1.AuditEntry.happened:type_name -> cityhub.v1.Happening
 	2,  // 40: cityhub.v1.Case.status:type_name -> cityhub.v1.CaseStatus
 	0,  // 41: cityhub.v1.Case.severity:type_name -> cityhub.v1.Severity
 	3,  // 42: cityhub.v1.Case.location:type_name -> cityhub.v1.Location
-	18, // 43: cityhub.v1.Case.alert_starts_at:type_name -> google.protobuf.Timestamp
+	19, // 43: cityhub.v1.Case.alert_starts_at:type_name -> google.protobuf.Timestamp
 	9,  // 44: cityhub.v1.Case.parts:type_name -> cityhub.v1.Part
 	6,  // 45: cityhub.v1.Case.sla:type_name -> cityhub.v1.Sla
-	18, // 46: cityhub.v1.Case.created_at:type_name -> google.protobuf.Timestamp
-	18, // 47: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
-	18, // 48: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
-	18, // 49: cityhub.v1.Case.accept_due_at:type_name -> google.protobuf.Timestamp
-	18, // 50: cityhub.v1.Case.handle_due_at:type_name -> google.protobuf.Timestamp
-	18, // 51: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
-	17, // 52: cityhub.v1.Case.labels:type_name -> cityhub.v1.Case.LabelsEntry
-	18, // 53: cityhub.v1.Case.timer_at:type_name -> google.protobuf.Timestamp
+	19, // 46: cityhub.v1.Case.created_at:type_name -> google.protobuf.Timestamp
+	19, // 47: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
+	19, // 48: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
+	19, // 49: cityhub.v1.Case.accept_due_at:type_name -> google.protobuf.Timestamp
+	19, // 50: cityhub.v1.Case.handle_due_at:type_name -> google.protobuf.Timestamp
+	19, // 51: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
+	18, // 52: cityhub.v1.Case.labels:type_name -> cityhub.v1.Case.LabelsEntry
+	19, // 53: cityhub.v1.Case.timer_at:type_name -> google.protobuf.Timestamp
 	14, // 54: cityhub.v1.CaseChange.case:type_name -> cityhub.v1.Case
 	12, // 55: cityhub.v1.CaseChange.change:type_name -> cityhub.v1.AuditEntry
-	56, // [56:56] is the sub-list for method output_type
-	56, // [56:56] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	19, // 56: cityhub.v1.Notification.due:type_name -> google.protobuf.Timestamp
+	57, // [57:57] is the sub-list for method output_type
+	57, // [57:57] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_cityhub_proto_init() }
@@ -2134,7 +2268,7 @@ func file_cityhub_v1_cityhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_cityhub_proto_rawDesc), len(file_cityhub_v1_cityhub_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

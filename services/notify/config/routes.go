@@ -7,6 +7,7 @@ import (
 	"time"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/dispatch/lifecycle"
 	"github.com/cityhub/cityhub/services/platform/yamlfile"
 )
 
@@ -69,13 +70,11 @@ const (
 	StreamAlerts = "alerts"
 )
 
-// CaseChanges are the changes of a case a route may match. Those marked in
-// DepartmentChanges are for one department: the one dispatched to,
-// escalated to, warned or overdue; Department matches that department.
-var CaseChanges = []string{
-	"opened", "dispatched", "accepted", "warned", "overdue", "escalated",
-	"returned", "handled", "verify_failed", "closed", "merged", "cancelled",
-}
+// CaseChanges are the changes of a case a route may match: what the state
+// machine says a change means (lifecycle.Happenings). Most are addressed
+// to one department — the one dispatched to, escalated to, warned,
+// overdue, that accepted or returned — and Department matches that one.
+var CaseChanges = lifecycle.Happenings
 
 // DepartmentChanges are the case changes addressed to one department, the
 // only ones a paging ladder may follow.

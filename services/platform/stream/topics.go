@@ -15,6 +15,9 @@ type Topics struct {
 	EventsDLQ string
 	Alerts    string
 	Cases     string
+	// Notifications is notify's outbox: every message it decided to send,
+	// before it is sent.
+	Notifications string
 }
 
 // DefaultTopics returns the topic names of ARCHITECTURE.md's "Topics", each prefixed by
@@ -25,11 +28,15 @@ func DefaultTopics(prefix string) Topics {
 		EventsDLQ: prefix + "city.events.dlq.v1",
 		Alerts:    prefix + "city.alerts.v1",
 		Cases:     prefix + "city.cases.v1",
+
+		Notifications: prefix + "city.notifications.v1",
 	}
 }
 
 // All returns every topic name.
-func (t Topics) All() []string { return []string{t.Events, t.EventsDLQ, t.Alerts, t.Cases} }
+func (t Topics) All() []string {
+	return []string{t.Events, t.EventsDLQ, t.Alerts, t.Cases, t.Notifications}
+}
 
 // EnsureTopics creates the topics that do not exist yet, each with the given
 // partitions and replication factor; topics that exist are left as they are.
