@@ -1834,7 +1834,11 @@ type Notification struct {
 	Route string `protobuf:"bytes,8,opt,name=route,proto3" json:"route,omitempty"`
 	// message is what the receiver's templates see, as JSON (the message
 	// package of the notify service).
-	Message       []byte `protobuf:"bytes,9,opt,name=message,proto3" json:"message,omitempty"`
+	Message []byte `protobuf:"bytes,9,opt,name=message,proto3" json:"message,omitempty"`
+	// cancel, when set, is no message: it drops every queued notification
+	// chasing the part of department in case_id. It travels on the same
+	// partition as that case's notifications, so it comes after them.
+	Cancel        bool `protobuf:"varint,10,opt,name=cancel,proto3" json:"cancel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1930,6 +1934,13 @@ func (x *Notification) GetMessage() []byte {
 		return x.Message
 	}
 	return nil
+}
+
+func (x *Notification) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
 }
 
 var File_cityhub_v1_cityhub_proto protoreflect.FileDescriptor
@@ -2119,7 +2130,7 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\n" +
 	"CaseChange\x12$\n" +
 	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12.\n" +
-	"\x06change\x18\x02 \x01(\v2\x16.cityhub.v1.AuditEntryR\x06change\"\x8d\x02\n" +
+	"\x06change\x18\x02 \x01(\v2\x16.cityhub.v1.AuditEntryR\x06change\"\xa5\x02\n" +
 	"\fNotification\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\breceiver\x18\x02 \x01(\tR\breceiver\x12\x17\n" +
@@ -2131,7 +2142,9 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\x05group\x18\x06 \x01(\tR\x05group\x12,\n" +
 	"\x03due\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x03due\x12\x14\n" +
 	"\x05route\x18\b \x01(\tR\x05route\x12\x18\n" +
-	"\amessage\x18\t \x01(\fR\amessage*z\n" +
+	"\amessage\x18\t \x01(\fR\amessage\x12\x16\n" +
+	"\x06cancel\x18\n" +
+	" \x01(\bR\x06cancel*z\n" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSEVERITY_MINOR\x10\x01\x12\x15\n" +

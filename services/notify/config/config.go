@@ -62,6 +62,16 @@ type Defaults struct {
 	At yamlfile.Positions `yaml:"-"`
 }
 
+// Receiver returns the receiver called name.
+func (c *Config) Receiver(name string) (*Receiver, bool) {
+	for i := range c.Receivers {
+		if c.Receivers[i].Name == name {
+			return &c.Receivers[i], true
+		}
+	}
+	return nil, false
+}
+
 // Default values of Defaults.
 const (
 	DefaultGroupWait      = 30 * time.Second

@@ -102,6 +102,13 @@ var funcs = template.FuncMap{
 	},
 	"join":  strings.Join,
 	"upper": strings.ToUpper,
+	// changeZH names a change in Chinese, or repeats it.
+	"changeZH": func(c string) string {
+		if zh, ok := changesZH[c]; ok {
+			return zh
+		}
+		return c
+	},
 }
 
 var shanghai = func() *time.Location {

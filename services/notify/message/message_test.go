@@ -35,3 +35,38 @@ func TestRenderAndRefusals(t *testing.T) {
 		})
 	}
 }
+
+func TestDefaultTemplates(t *testing.T) {
+	for _, lang := range []string{"zh", "en"} {
+		tpl, err := Default(lang, "sms")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := tpl.Render(Sample())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(r.Title, "燃气泄漏 天平路") || !strings.Contains(r.Text, "https://hub.example/ack/sample") || !strings.Contains(r.Text, "张伟") {
+			t.Errorf("%s: %+v", lang, r)
+		}
+		alert := Sample()
+		alert.Case, alert.Change = nil, "firing"
+		if r, err := tpl.Render(alert); err != nil || !strings.Contains(r.Title, "燃气泄漏") || !strings.Contains(r.Text, "LEL 32%") {
+			t.Errorf("%s alert: %+v, %v", lang, r, err)
+		}
+	}
+	if r, _ := mustDefault(t, "zh").Render(Sample()); !strings.HasPrefix(r.Title, "【派遣】") {
+		t.Errorf("zh title %q", r.Title)
+	}
+	if _, err := Default("fr", "sms"); err == nil {
+		t.Error("a language without templates")
+	}
+}
+
+func mustDefault(t *testing.T, lang string) *Template {
+	tpl, err := Default(lang, "sms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl
+}

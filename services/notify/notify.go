@@ -1,0 +1,381 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/dispatch/cases"
+	"github.com/cityhub/cityhub/services/notify/config"
+	"github.com/cityhub/cityhub/services/notify/delivery"
+	"github.com/cityhub/cityhub/services/notify/message"
+	"github.com/cityhub/cityhub/services/notify/queue"
+	"github.com/cityhub/cityhub/services/notify/receiver"
+	"github.com/cityhub/cityhub/services/notify/route"
+	"github.com/cityhub/cityhub/services/platform/auth"
+	"github.com/cityhub/cityhub/services/platform/catalog"
+	"github.com/cityhub/cityhub/services/platform/httperr"
+	"github.com/cityhub/cityhub/services/platform/stream"
+)
+
+// Consumer groups of the notify service.
+const (
+	GroupCases  = "cityhub-notify"
+	GroupAlerts = "cityhub-notify-alerts"
+	GroupOutbox = "cityhub-notify-outbox"
+)
+
+// Options configures a Service.
+type Options struct {
+	Brokers []string
+	Topics  stream.Topics
+	// GroupPrefix is put before the consumer groups' names (tests on a
+	// shared broker).
+	GroupPrefix string
+	Redis       redis.UniversalClient
+	// Writer writes the outbox and the dead letters.
+	Writer  *stream.Writer
+	Config  *config.Config
+	Catalog *catalog.Catalog
+	// Calendar answers the routes' time conditions.
+	Calendar route.Calendar
+	// Cases answers whether a caller may see a case, for its notifications.
+	Cases    *cases.Service
+	Verifier *auth.Verifier
+	// BaseURL is the hub's address as people reach it, for the links in
+	// messages.
+	BaseURL string
+	// Link makes acknowledgement links; none when nil.
+	Link LinkFunc
+	// Inbox keeps what the inbox receivers get; with Dev, every receiver's.
+	Inbox *receiver.Inbox
+	// Dev sends every message to Inbox instead of its receiver (the
+	// embedded hub): the inbox shows what would have gone where.
+	Dev bool
+	// HTTPClient makes the receivers' requests; one per receiver with its
+	// timeout when nil.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// Service is the notify service: it decides, queues and delivers.
+type Service struct {
+	opts       Options
+	log        *slog.Logger
+	decider    *Decider
+	queue      *queue.Queue
+	attemptLog *delivery.Log
+	engine     *delivery.Engine
+}
+
+// New checks opts, builds every receiver (resolving its secrets) and
+// returns a Service; Run starts it, Routes serves it.
+func New(opts Options) (*Service, error) {
+	var errs []error
+	if len(opts.Brokers) == 0 || opts.Topics.Cases == "" || opts.Topics.Notifications == "" {
+		errs = append(errs, errors.New("brokers and the cases and notifications topics are required"))
+	}
+	if opts.Redis == nil || opts.Writer == nil || opts.Config == nil || opts.Catalog == nil || opts.Calendar == nil {
+		errs = append(errs, errors.New("Redis, a writer, the config, the catalog and a calendar are required"))
+	}
+	if opts.Inbox == nil {
+		opts.Inbox = receiver.NewInbox(1000)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	s := &Service{opts: opts, log: opts.Logger.With("component", "notify"), queue: queue.New(opts.Redis), attemptLog: delivery.NewLog(opts.Redis)}
+	s.decider = NewDecider(opts.Config, opts.Catalog, opts.Calendar, opts.Catalog.WorkCalendar().Location(), opts.Link, opts.BaseURL)
+	receivers, err := s.receivers()
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	s.engine, err = delivery.New(delivery.Options{
+		Queue: s.queue, Log: s.attemptLog, Receivers: receivers, DeadLetter: s.deadLetter,
+		Now: opts.Now, Logger: opts.Logger, Registerer: opts.Registerer,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	return s, nil
+}
+
+// receivers builds the notifier and template of every receiver.
+func (s *Service) receivers() (map[string]*delivery.Receiver, error) {
+	out := map[string]*delivery.Receiver{}
+	var errs []error
+	for i := range s.opts.Config.Receivers {
+		r := &s.opts.Config.Receivers[i]
+		tpl, err := templateOf(s.opts.Config, r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var n receiver.Notifier = s.opts.Inbox
+		if !s.opts.Dev {
+			if n, err = receiver.New(r, receiver.Options{Client: s.opts.HTTPClient, Source: s.opts.BaseURL, Inbox: s.opts.Inbox}); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		out[r.Name] = &delivery.Receiver{Config: r, Notifier: n, Template: tpl}
+	}
+	return out, errors.Join(errs...)
+}
+
+// templateOf returns the template r's messages use.
+func templateOf(cfg *config.Config, r *config.Receiver) (*message.Template, error) {
+	if r.Template != "" {
+		if t, ok := cfg.Templates[r.Template]; ok && t.Parsed() != nil {
+			return t.Parsed(), nil
+		}
+	}
+	return message.Default(cfg.Defaults.Language, r.Kind())
+}
+
+// Inbox returns the inbox the service writes to.
+func (s *Service) Inbox() *receiver.Inbox { return s.opts.Inbox }
+
+// Run decides, queues and delivers until ctx ends; it returns nil then.
+func (s *Service) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	consumers := []func(context.Context) error{s.consumeCases, s.consumeOutbox, s.engine.Run}
+	if s.opts.Topics.Alerts != "" {
+		consumers = append(consumers, s.consumeAlerts)
+	}
+	for _, run := range consumers {
+		g.Go(func() error { return run(ctx) })
+	}
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (s *Service) consumer(topic, group string, apply func(ctx context.Context, batch []stream.Record[kafka.Message]) error) (*stream.Consumer[kafka.Message], error) {
+	return stream.NewConsumer(stream.ConsumerOptions[kafka.Message]{
+		Brokers: s.opts.Brokers, Topic: topic, Group: s.opts.GroupPrefix + group,
+		Decode:     func(m kafka.Message) (kafka.Message, error) { return m, nil },
+		Apply:      apply,
+		DeadLetter: s.opts.Writer, DeadLetterTopic: s.opts.Topics.EventsDLQ,
+		Logger: s.opts.Logger, Registerer: s.opts.Registerer,
+	})
+}
+
+// consumeCases decides on every case change and writes what it decided to
+// the outbox before the change is committed.
+func (s *Service) consumeCases(ctx context.Context) error {
+	c, err := s.consumer(s.opts.Topics.Cases, GroupCases, func(ctx context.Context, batch []stream.Record[kafka.Message]) error {
+		var out []kafka.Message
+		rejected := stream.Rejected{}
+		for i, rec := range batch {
+			cc := new(cityhubv1.CaseChange)
+			if err := stream.Unmarshal(rec.Value, cc); err != nil || cc.GetCase().GetId() == "" {
+				rejected[i] = fmt.Errorf("not a case change: %v", err)
+				continue
+			}
+			msgs, err := s.outbox(s.decider.Case(cc))
+			if err != nil {
+				rejected[i] = err
+				continue
+			}
+			out = append(out, msgs...)
+		}
+		if err := s.opts.Writer.Write(ctx, out...); err != nil {
+			return err
+		}
+		if len(rejected) > 0 {
+			return rejected
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
+
+// consumeAlerts does for alerts what consumeCases does for cases.
+func (s *Service) consumeAlerts(ctx context.Context) error {
+	c, err := s.consumer(s.opts.Topics.Alerts, GroupAlerts, func(ctx context.Context, batch []stream.Record[kafka.Message]) error {
+		var out []kafka.Message
+		for _, rec := range batch {
+			a := new(cityhubv1.Alert)
+			if err := stream.Unmarshal(rec.Value, a); err != nil {
+				continue // dispatch dead-letters what it cannot read; nothing to tell here
+			}
+			msgs, err := s.outbox(s.decider.Alert(a))
+			if err != nil {
+				return stream.Permanent(err)
+			}
+			out = append(out, msgs...)
+		}
+		return s.opts.Writer.Write(ctx, out...)
+	})
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
+
+// outbox encodes a decision for city.notifications.v1, keyed by case (or
+// alert) so that a case's notifications and cancels stay in order.
+func (s *Service) outbox(d Decision) ([]kafka.Message, error) {
+	var out []kafka.Message
+	for _, n := range d.Notifications {
+		key := n.GetCaseId()
+		if key == "" {
+			key = n.GetGroup()
+		}
+		m, err := stream.Marshal(s.opts.Topics.Notifications, key, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	for _, c := range d.Cancels {
+		m, err := stream.Marshal(s.opts.Topics.Notifications, c.CaseID, &cityhubv1.Notification{CaseId: c.CaseID, Department: c.Department, Cancel: true})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// consumeOutbox queues what the outbox holds, and applies its cancels, in
+// order per case.
+func (s *Service) consumeOutbox(ctx context.Context) error {
+	c, err := s.consumer(s.opts.Topics.Notifications, GroupOutbox, func(ctx context.Context, batch []stream.Record[kafka.Message]) error {
+		rejected := stream.Rejected{}
+		for i, rec := range batch {
+			n := new(cityhubv1.Notification)
+			if err := stream.Unmarshal(rec.Value, n); err != nil {
+				rejected[i] = err
+				continue
+			}
+			if err := s.take(ctx, n); err != nil {
+				if errors.Is(err, errBadNotification) {
+					rejected[i] = err
+					continue
+				}
+				return err
+			}
+		}
+		if len(rejected) > 0 {
+			return rejected
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
+
+var errBadNotification = errors.New("not a notification this hub can deliver")
+
+// take queues n, or applies it when it is a cancel.
+func (s *Service) take(ctx context.Context, n *cityhubv1.Notification) error {
+	if n.GetCancel() {
+		for i := range s.opts.Config.Receivers {
+			if _, err := s.queue.Cancel(ctx, s.opts.Config.Receivers[i].Name, n.GetCaseId(), n.GetDepartment()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if _, ok := s.opts.Config.Receiver(n.GetReceiver()); !ok || n.GetId() == "" {
+		return fmt.Errorf("%w: receiver %q", errBadNotification, n.GetReceiver())
+	}
+	m := new(message.Message)
+	if err := json.Unmarshal(n.GetMessage(), m); err != nil {
+		return fmt.Errorf("%w: %v", errBadNotification, err)
+	}
+	d := &queue.Delivery{
+		ID: n.GetId(), Receiver: n.GetReceiver(), CaseID: n.GetCaseId(), Department: n.GetDepartment(),
+		StopOnAccept: n.GetStopOnAccept(), Group: n.GetGroup(), Due: n.GetDue().AsTime(), Message: m, Route: n.GetRoute(),
+	}
+	if _, err := s.queue.Enqueue(ctx, d); err != nil {
+		return err
+	}
+	s.engine.Wake(d.Receiver)
+	return nil
+}
+
+// deadLetter writes a delivery given up on to the dead-letter topic.
+func (s *Service) deadLetter(ctx context.Context, d *queue.Delivery, reason error) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return s.opts.Writer.Write(ctx, kafka.Message{
+		Topic: s.opts.Topics.EventsDLQ, Key: []byte(d.CaseID), Value: b,
+		Headers: []kafka.Header{
+			{Key: stream.DLQTopicHeader, Value: []byte(s.opts.Topics.Notifications)},
+			{Key: stream.DLQReasonHeader, Value: []byte(reason.Error())},
+			{Key: "content-type", Value: []byte("application/json")},
+		},
+	})
+}
+
+// Routes registers GET /v1/cases/{id}/notifications: every attempt to
+// deliver a notification of the case, for whoever may see the case.
+func (s *Service) Routes(mux *http.ServeMux) {
+	mux.Handle("GET /v1/cases/{id}/notifications", s.opts.Verifier.Require(auth.RoleCommander, auth.RoleDispatcher, auth.RoleDepartment, auth.RoleViewer)(http.HandlerFunc(s.attempts)))
+}
+
+// AttemptList is the body of GET /v1/cases/{id}/notifications.
+type AttemptList struct {
+	Items []delivery.Attempt `json:"items"`
+}
+
+func (s *Service) attempts(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.FromContext(r.Context())
+	id := r.PathValue("id")
+	if s.opts.Cases == nil {
+		httperr.Write(w, http.StatusNotFound, "not_found", "no such case", nil)
+		return
+	}
+	if _, err := s.opts.Cases.Get(r.Context(), p, id); err != nil {
+		if errors.Is(err, cases.ErrNotFound) {
+			httperr.Write(w, http.StatusNotFound, "not_found", "no such case", nil)
+			return
+		}
+		s.log.Error("reading a case failed", "err", err)
+		httperr.Write(w, http.StatusInternalServerError, "internal", "reading the case failed", nil)
+		return
+	}
+	items, err := s.attemptLog.List(r.Context(), id)
+	if err != nil {
+		s.log.Error("reading attempts failed", "err", err)
+		httperr.Write(w, http.StatusInternalServerError, "internal", "reading the attempts failed", nil)
+		return
+	}
+	if items == nil {
+		items = []delivery.Attempt{}
+	}
+	httperr.WriteJSON(w, http.StatusOK, AttemptList{Items: items})
+}
