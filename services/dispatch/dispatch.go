@@ -114,27 +114,6 @@ func (o *Options) defaults() {
 	}
 }
 
-// calendarOf turns the catalog's calendar into a working calendar.
-func calendarOf(c *catalog.Calendar) (*workcal.Calendar, error) {
-	cfg := workcal.Config{Location: c.Location(), Weekdays: c.WorkingWeekdays()}
-	for _, p := range c.Periods() {
-		cfg.Periods = append(cfg.Periods, workcal.Period{Start: p.Start, End: p.End})
-	}
-	for _, list := range []struct {
-		in  []string
-		out *[]workcal.Date
-	}{{c.Holidays, &cfg.Holidays}, {c.Workdays, &cfg.Workdays}} {
-		for _, s := range list.in {
-			d, err := workcal.ParseDate(s)
-			if err != nil {
-				return nil, err
-			}
-			*list.out = append(*list.out, d)
-		}
-	}
-	return workcal.New(cfg)
-}
-
 // Service is the case service. Its methods are safe for concurrent use.
 type Service struct {
 	opts    Options
@@ -154,7 +133,7 @@ func New(opts Options) (*Service, error) {
 	cal := opts.Calendar
 	if cal == nil {
 		var err error
-		if cal, err = calendarOf(opts.Catalog.WorkCalendar()); err != nil {
+		if cal, err = workcal.FromCatalog(opts.Catalog.WorkCalendar()); err != nil {
 			return nil, fmt.Errorf("dispatch: catalog calendar: %w", err)
 		}
 	}

@@ -162,6 +162,13 @@ func (c *Calendar) Location() *time.Location { return c.loc }
 // ("1wd") is this much working time.
 func (c *Calendar) DayLength() time.Duration { return c.day }
 
+// IsRestDay reports whether t falls on a day that is not worked: a weekend
+// or a holiday, unless it is a make-up working day.
+func (c *Calendar) IsRestDay(t time.Time) bool { return !c.IsWorkday(DateOf(t.In(c.loc))) }
+
+// IsHoliday reports whether t falls on one of the calendar's holidays.
+func (c *Calendar) IsHoliday(t time.Time) bool { return c.holidays[DateOf(t.In(c.loc))] }
+
 // IsWorkday reports whether date d is a working day.
 func (c *Calendar) IsWorkday(d Date) bool {
 	if c.holidays[d] {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 	_ "time/tzdata" // the zones below must load on a machine without zoneinfo
+
+	"github.com/cityhub/cityhub/services/platform/catalog"
 )
 
 // shanghai is the default calendar plus the 2025 National Day holiday
@@ -192,5 +194,30 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 	}
 	if d, err := ParseDate("2025-10-01"); err != nil || d != (Date{2025, 10, 1}) || d.String() != "2025-10-01" {
 		t.Errorf("ParseDate = %v, %v", d, err)
+	}
+}
+
+func TestRestDaysAndHolidaysOfTheCatalog(t *testing.T) {
+	cat, err := catalog.Load("../../../rules/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := FromCatalog(cat.WorkCalendar())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cst := c.Location()
+	for _, tc := range []struct {
+		day           time.Time
+		rest, holiday bool
+	}{
+		{time.Date(2026, 10, 1, 3, 0, 0, 0, cst), true, true},     // National Day
+		{time.Date(2026, 10, 10, 10, 0, 0, 0, cst), false, false}, // a Saturday worked in exchange
+		{time.Date(2026, 10, 11, 10, 0, 0, 0, cst), true, false},  // a Sunday
+		{time.Date(2026, 10, 12, 10, 0, 0, 0, cst), false, false}, // a Monday
+	} {
+		if c.IsRestDay(tc.day) != tc.rest || c.IsHoliday(tc.day) != tc.holiday {
+			t.Errorf("%s: rest %v holiday %v", tc.day.Format(time.DateOnly), c.IsRestDay(tc.day), c.IsHoliday(tc.day))
+		}
 	}
 }
