@@ -12,6 +12,7 @@ replace (
 	github.com/cityhub/cityhub/services/dispatch => ../dispatch
 	github.com/cityhub/cityhub/services/intake => ../intake
 	github.com/cityhub/cityhub/services/live => ../live
+	github.com/cityhub/cityhub/services/notify => ../notify
 	github.com/cityhub/cityhub/services/ruler => ../ruler
 )
 
@@ -22,6 +23,7 @@ require (
 	github.com/cityhub/cityhub/services/dispatch v0.0.0
 	github.com/cityhub/cityhub/services/intake v0.0.0
 	github.com/cityhub/cityhub/services/live v0.0.0
+	github.com/cityhub/cityhub/services/notify v0.0.0
 	github.com/cityhub/cityhub/services/platform v0.0.0
 	github.com/cityhub/cityhub/services/ruler v0.0.0
 	github.com/gorilla/websocket v1.5.3
@@ -29,7 +31,7 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 	go.uber.org/goleak v1.3.0
-	golang.org/x/sync v0.24.0
+	golang.org/x/sync v0.25.0
 )
 
 require (

@@ -153,12 +153,8 @@ func (d *devSignIn) serveSignIn(w http.ResponseWriter, r *http.Request) {
 
 // refuse says why r may not use the dev sign-in, or nil when it may.
 func (d *devSignIn) refuse(r *http.Request) error {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil || !loopbackIP(host) {
-		return errors.New("the dev sign-in answers only clients on this machine")
-	}
-	if !loopbackHost(r.Host) {
-		return errors.New("the dev sign-in answers only at localhost, 127.0.0.1 or [::1]")
+	if err := localOnly(r, "the dev sign-in"); err != nil {
+		return err
 	}
 	if r.Method == http.MethodGet {
 		return nil
@@ -169,6 +165,21 @@ func (d *devSignIn) refuse(r *http.Request) error {
 	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
 		return errors.New("the dev sign-in answers only the hub's own pages")
+	}
+	return nil
+}
+
+// localOnly says why r does not come from this machine to a loopback
+// name, or nil when it does: what the dev pages require (a DNS-rebinding
+// page on another site reaches 127.0.0.1 under its own host name and is
+// refused).
+func localOnly(r *http.Request, what string) error {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil || !loopbackIP(host) {
+		return fmt.Errorf("%s answers only clients on this machine", what)
+	}
+	if !loopbackHost(r.Host) {
+		return fmt.Errorf("%s answers only at localhost, 127.0.0.1 or [::1]", what)
 	}
 	return nil
 }

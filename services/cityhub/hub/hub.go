@@ -28,9 +28,12 @@ import (
 	frontendstub "github.com/cityhub/cityhub/frontend-stub"
 	"github.com/cityhub/cityhub/services/cityhub/embedded"
 	"github.com/cityhub/cityhub/services/dispatch"
+	"github.com/cityhub/cityhub/services/dispatch/workcal"
 	"github.com/cityhub/cityhub/services/intake"
 	"github.com/cityhub/cityhub/services/live"
 	"github.com/cityhub/cityhub/services/live/snapshot"
+	"github.com/cityhub/cityhub/services/notify"
+	notifyconfig "github.com/cityhub/cityhub/services/notify/config"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/health"
@@ -73,6 +76,10 @@ type Options struct {
 	// NoDevSignIn turns off the console's dev sign-in, which a hub with an
 	// embedded Kafka or Redis otherwise offers to loopback clients.
 	NoDevSignIn bool
+	// NotifyLive sends notifications through their receivers even when
+	// the hub runs its embedded Kafka or Redis, which otherwise keeps them
+	// in the dev inbox (/dev/inbox).
+	NotifyLive bool
 }
 
 // Info says where a running hub can be reached.
@@ -87,6 +94,9 @@ type Info struct {
 	DataDir string
 	// DevSignIn says whether the console offers the dev sign-in.
 	DevSignIn bool
+	// DevInbox says whether notifications wait in /dev/inbox rather than
+	// going out.
+	DevInbox bool
 	// Rebuilt and RebuiltAlerts count the cases and alerts restored into
 	// the embedded Redis from the log on start.
 	Rebuilt, RebuiltAlerts int
@@ -171,8 +181,18 @@ func Run(ctx context.Context, opts Options) error {
 		ln.Close()
 		return err
 	}
+	nt, err := newNotify(opts, info, infra, svcs, cat, verifier)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	mux := svcs.routes(gw, infra, verifier)
 	newDevSignIn(key, cat, info, opts.Logger).routes(mux)
+	if nt != nil {
+		nt.Routes(mux)
+		info.DevInbox = (info.EmbeddedKafka || info.EmbeddedRedis) && !opts.NotifyLive
+		(&devInbox{enabled: info.DevInbox, inbox: nt.Inbox()}).routes(mux)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	// Tokens follow the catalog: a department or district removed from it
@@ -182,6 +202,9 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	g.Go(func() error { return svcs.ruler.Run(gctx) })
 	g.Go(func() error { return svcs.dispatch.Run(gctx) })
+	if nt != nil {
+		g.Go(func() error { return nt.Run(gctx) })
+	}
 	g.Go(func() error { return gw.Run(gctx) })
 	g.Go(func() error { return serve.Run(gctx, ln, mux, serve.Options{Logger: opts.Logger}) })
 	if opts.OnReady != nil {
@@ -197,6 +220,31 @@ func Run(ctx context.Context, opts Options) error {
 		err = nil
 	}
 	return err
+}
+
+// newNotify builds the notify service from rules/notify.yaml, or returns
+// nil when the rules have none. A hub on embedded servers keeps every
+// message in the dev inbox unless opts.NotifyLive.
+func newNotify(opts Options, info Info, in *infra, svcs *services, cat *catalog.Catalog, verifier *auth.Verifier) (*notify.Service, error) {
+	path := filepath.Join(opts.RulesDir, "notify.yaml")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		opts.Logger.Info("no notify.yaml: notifications are off", "path", path)
+		return nil, nil
+	}
+	cfg, err := notifyconfig.Load(path, cat)
+	if err != nil {
+		return nil, err
+	}
+	cal, err := workcal.FromCatalog(cat.WorkCalendar())
+	if err != nil {
+		return nil, err
+	}
+	return notify.New(notify.Options{
+		Brokers: in.brokers, Topics: in.topics, Redis: in.rdb, Writer: svcs.writer,
+		Config: cfg, Catalog: cat, Calendar: cal, Cases: svcs.dispatch.Cases(), Verifier: verifier,
+		BaseURL: info.URL, Dev: (info.EmbeddedKafka || info.EmbeddedRedis) && !opts.NotifyLive,
+		Logger: opts.Logger, Registerer: svcs.reg,
+	})
 }
 
 // infra is the Kafka and Redis the hub runs on, embedded or not.

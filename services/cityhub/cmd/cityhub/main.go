@@ -1,7 +1,7 @@
 // Command cityhub runs the whole hub in one process, mints tokens for it,
 // and simulates a city's events against it.
 //
-//	cityhub [run] [--http :8080] [--rules rules] [--data .cityhub] [--no-dev-signin]
+//	cityhub [run] [--http :8080] [--rules rules] [--data .cityhub] [--no-dev-signin] [--notify-live]
 //	cityhub token [--data .cityhub] [--rules rules] --role ROLE [--dept D] [--districts a,b] [--sources s,t] [--ttl 8h]
 //	cityhub simulate [--url http://localhost:8080] [--rate 5] [--duration 1m]
 package main
@@ -64,6 +64,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	config.StringVar(fs, &o.RedisURL, "redis-url", "CITYHUB_REDIS_URL", "", "use this Redis instead of the embedded one")
 	config.ListVar(fs, &o.AllowedOrigins, "origins", "CITYHUB_ALLOWED_ORIGINS", "", "more origins allowed to open the live websocket")
 	fs.BoolVar(&o.NoDevSignIn, "no-dev-signin", false, "do not offer the console's dev sign-in (otherwise on with an embedded Kafka or Redis, for loopback clients only)")
+	fs.BoolVar(&o.NotifyLive, "notify-live", false, "send notifications through their receivers even on embedded servers (otherwise they wait in the dev inbox, /dev/inbox)")
 	config.StringVar(fs, &logLevel, "log-level", "CITYHUB_LOG_LEVEL", "info", "log level")
 	config.StringVar(fs, &logFormat, "log-format", "CITYHUB_LOG_FORMAT", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -111,6 +112,9 @@ func banner(w io.Writer, info hub.Info) {
 		fmt.Fprintf(w, "  Console (派遣台):    %s/console (sign in with a token)\n", info.URL)
 	}
 	fmt.Fprintf(w, "  Metrics:            %s/metrics (with a viewer or commander token)\n", info.URL)
+	if info.DevInbox {
+		fmt.Fprintf(w, "  Dev inbox:          %s/dev/inbox (the notifications this hub would have sent)\n", info.URL)
+	}
 	fmt.Fprintf(w, "\n  A token for any role:  go run ./services/cityhub/cmd/cityhub token --role commander\n")
 	fmt.Fprintf(w, "  Simulated city events: go run ./services/cityhub/cmd/cityhub simulate --rate 5\n\n")
 }
