@@ -1,8 +1,6 @@
 package config
 
 import (
-	"bufio"
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cityhub/cityhub/services/platform/catalog"
+	"github.com/cityhub/cityhub/services/platform/yamlfile/yamlfiletest"
 )
 
 func testCatalog(t testing.TB) *catalog.Catalog {
@@ -64,21 +63,8 @@ func TestBadConfigs(t *testing.T) {
 	cat := testCatalog(t)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want []string
-			sc := bufio.NewScanner(bytes.NewReader(b))
-			for sc.Scan() {
-				if w, ok := strings.CutPrefix(sc.Text(), "# want: "); ok {
-					want = append(want, "testdata/"+w)
-				}
-			}
-			if len(want) == 0 {
-				t.Fatal("no # want: lines")
-			}
-			_, err = Load(f, cat)
+			want := yamlfiletest.Wants(t, f, "testdata/")
+			_, err := Load(f, cat)
 			if err == nil {
 				t.Fatal("Load accepted a bad config")
 			}

@@ -1,8 +1,6 @@
 package rulepack
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,9 +11,9 @@ import (
 
 	"github.com/expr-lang/expr"
 
-	"github.com/cityhub/cityhub/services/platform/catalog"
-
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/platform/catalog"
+	"github.com/cityhub/cityhub/services/platform/yamlfile/yamlfiletest"
 )
 
 func testCatalog(t testing.TB) *catalog.Catalog {
@@ -102,21 +100,8 @@ func TestBadPacks(t *testing.T) {
 	cat := testCatalog(t)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want []string
-			sc := bufio.NewScanner(bytes.NewReader(b))
-			for sc.Scan() {
-				if w, ok := strings.CutPrefix(sc.Text(), "# want: "); ok {
-					want = append(want, "testdata/"+w)
-				}
-			}
-			if len(want) == 0 {
-				t.Fatal("no # want: lines")
-			}
-			_, err = LoadFiles(cat, f)
+			want := yamlfiletest.Wants(t, f, "testdata/")
+			_, err := LoadFiles(cat, f)
 			if err == nil {
 				t.Fatal("LoadFiles accepted a bad pack")
 			}
