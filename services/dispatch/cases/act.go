@@ -45,7 +45,7 @@ type ActRequest struct {
 	Until    string `json:"until,omitempty"`
 	// Via names the channel the request came through when it is not the
 	// dispatcher API ("notify:sms" for a notification's acknowledgement
-	// link): the audit entry records it as its note's last line. It is no
+	// link): the audit entry records it (AuditEntry.via). It is no
 	// part of the JSON form, so an API client cannot claim a channel.
 	Via string `json:"-"`
 }
