@@ -26,8 +26,9 @@ import (
 const MaxRepeats = 3
 
 // LinkFunc returns the acknowledgement link for person to act on the part
-// of dept in caseID, or "" when there is none to give.
-type LinkFunc func(caseID, dept, personID string, expires time.Time) string
+// of dept in caseID, sent through receiver, or "" when there is none to
+// give.
+type LinkFunc func(caseID, dept, personID, receiver string, expires time.Time) string
 
 // Decider turns changes into notifications by notify.yaml. It holds one
 // loaded configuration and is safe for concurrent use; a reload builds a
@@ -178,12 +179,12 @@ func (d *Decider) page(t route.Target, c *cityhubv1.Case, h *cityhubv1.Happening
 			continue
 		}
 		prev = p.ID
-		pm := *m
-		pm.Person = &message.Person{ID: p.ID, Name: p.Name, Phone: p.Phone, Email: p.Email}
-		if d.link != nil {
-			pm.AckURL = d.link(c.GetId(), dept, p.ID, deadline(c, dept, due))
-		}
 		for _, r := range step.Via {
+			pm := *m
+			pm.Person = &message.Person{ID: p.ID, Name: p.Name, Phone: p.Phone, Email: p.Email}
+			if d.link != nil {
+				pm.AckURL = d.link(c.GetId(), dept, p.ID, r, deadline(c, dept, due))
+			}
 			key := []string{c.GetId(), strconv.FormatInt(version, 10), h.GetKind(), dept, t.Path, "page", strconv.Itoa(i), p.ID, r}
 			out = append(out, notification(key, r, c.GetId(), dept, true, "", due, t.Path, &pm))
 		}

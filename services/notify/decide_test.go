@@ -47,7 +47,7 @@ func shippedDecider(t *testing.T) *Decider {
 	if err != nil {
 		t.Fatal(err)
 	}
-	link := func(caseID, dept, person string, _ time.Time) string {
+	link := func(caseID, dept, person, _ string, _ time.Time) string {
 		return "https://hub.example/ack/" + caseID + "/" + dept + "/" + person
 	}
 	return NewDecider(cfg, cat, holidays{}, cst, link, "https://hub.example")

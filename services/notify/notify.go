@@ -16,6 +16,7 @@ import (
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/dispatch/cases"
+	"github.com/cityhub/cityhub/services/notify/ack"
 	"github.com/cityhub/cityhub/services/notify/config"
 	"github.com/cityhub/cityhub/services/notify/delivery"
 	"github.com/cityhub/cityhub/services/notify/message"
@@ -55,8 +56,9 @@ type Options struct {
 	// BaseURL is the hub's address as people reach it, for the links in
 	// messages.
 	BaseURL string
-	// Link makes acknowledgement links; none when nil.
-	Link LinkFunc
+	// AckKey signs the acknowledgement links in messages to people (at
+	// least 32 bytes); messages carry none when it is nil.
+	AckKey []byte
 	// Inbox keeps what the inbox receivers get; with Dev, every receiver's.
 	Inbox *receiver.Inbox
 	// Dev sends every message to Inbox instead of its receiver (the
@@ -78,6 +80,7 @@ type Service struct {
 	queue      *queue.Queue
 	attemptLog *delivery.Log
 	engine     *delivery.Engine
+	ack        *ack.Handler
 }
 
 // New checks opts, builds every receiver (resolving its secrets) and
@@ -106,7 +109,20 @@ func New(opts Options) (*Service, error) {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
 	s := &Service{opts: opts, log: opts.Logger.With("component", "notify"), queue: queue.New(opts.Redis), attemptLog: delivery.NewLog(opts.Redis)}
-	s.decider = NewDecider(opts.Config, opts.Catalog, opts.Calendar, opts.Catalog.WorkCalendar().Location(), opts.Link, opts.BaseURL)
+	var link LinkFunc
+	if opts.AckKey != nil {
+		signer, err := ack.NewSigner(opts.AckKey)
+		if err != nil {
+			return nil, fmt.Errorf("notify: %w", err)
+		}
+		link = func(caseID, dept, person, via string, expires time.Time) string {
+			return opts.BaseURL + "/ack/" + signer.Sign(ack.Claims{Case: caseID, Dept: dept, Person: person, Via: via, Expires: expires.Unix()})
+		}
+		if opts.Cases != nil {
+			s.ack = &ack.Handler{Signer: signer, Cases: opts.Cases, Redis: opts.Redis, Catalog: opts.Catalog, Now: opts.Now, Logger: s.log}
+		}
+	}
+	s.decider = NewDecider(opts.Config, opts.Catalog, opts.Calendar, opts.Catalog.WorkCalendar().Location(), link, opts.BaseURL)
 	receivers, err := s.receivers()
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
@@ -341,9 +357,14 @@ func (s *Service) deadLetter(ctx context.Context, d *queue.Delivery, reason erro
 	})
 }
 
-// Routes registers GET /v1/cases/{id}/notifications: every attempt to
-// deliver a notification of the case, for whoever may see the case.
+// Routes registers GET /v1/cases/{id}/notifications — every attempt to
+// deliver a notification of the case, for whoever may see the case — and
+// the acknowledgement links' pages under /ack/, which need no token: the
+// link is the credential.
 func (s *Service) Routes(mux *http.ServeMux) {
+	if s.ack != nil {
+		s.ack.Routes(mux)
+	}
 	mux.Handle("GET /v1/cases/{id}/notifications", s.opts.Verifier.Require(auth.RoleCommander, auth.RoleDispatcher, auth.RoleDepartment, auth.RoleViewer)(http.HandlerFunc(s.attempts)))
 }
 

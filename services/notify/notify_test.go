@@ -42,7 +42,7 @@ func TestChangesBecomeMessages(t *testing.T) {
 	svc, err := New(Options{
 		Brokers: k.Brokers, Topics: k.Topics, GroupPrefix: kafkatest.Group("t") + "-", Redis: rdb, Writer: w,
 		Config: cfg, Catalog: cat, Calendar: holidays{}, BaseURL: "https://hub.example", Inbox: inbox, Dev: true,
-		Link: func(caseID, dept, person string, _ time.Time) string { return "https://hub.example/ack/" + person },
+		AckKey: []byte("0123456789abcdef0123456789abcdef"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestChangesBecomeMessages(t *testing.T) {
 		t.Fatalf("paged through %v", paged)
 	}
 	item := inbox.Items()[0]
-	if !strings.Contains(item.Title, "燃气泄漏") || !strings.HasPrefix(item.AckURL, "https://hub.example/ack/") || item.CaseID != "xuhui-01k0gas" {
+	if !strings.Contains(item.Title, "燃气泄漏") || !strings.HasPrefix(item.AckURL, "https://hub.example/ack/ey") || item.CaseID != "xuhui-01k0gas" {
 		t.Errorf("inbox item %+v", item)
 	}
 	// Accepted: the next steps (5 and 8 minutes on) and the repeats are dropped.

@@ -33,6 +33,7 @@ import (
 	"github.com/cityhub/cityhub/services/live"
 	"github.com/cityhub/cityhub/services/live/snapshot"
 	"github.com/cityhub/cityhub/services/notify"
+	"github.com/cityhub/cityhub/services/notify/ack"
 	notifyconfig "github.com/cityhub/cityhub/services/notify/config"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
@@ -181,7 +182,7 @@ func Run(ctx context.Context, opts Options) error {
 		ln.Close()
 		return err
 	}
-	nt, err := newNotify(opts, info, infra, svcs, cat, verifier)
+	nt, err := newNotify(opts, info, infra, svcs, cat, verifier, ack.DeriveKey(key.Seed()))
 	if err != nil {
 		ln.Close()
 		return err
@@ -225,7 +226,7 @@ func Run(ctx context.Context, opts Options) error {
 // newNotify builds the notify service from rules/notify.yaml, or returns
 // nil when the rules have none. A hub on embedded servers keeps every
 // message in the dev inbox unless opts.NotifyLive.
-func newNotify(opts Options, info Info, in *infra, svcs *services, cat *catalog.Catalog, verifier *auth.Verifier) (*notify.Service, error) {
+func newNotify(opts Options, info Info, in *infra, svcs *services, cat *catalog.Catalog, verifier *auth.Verifier, ackKey []byte) (*notify.Service, error) {
 	path := filepath.Join(opts.RulesDir, "notify.yaml")
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		opts.Logger.Info("no notify.yaml: notifications are off", "path", path)
@@ -242,7 +243,7 @@ func newNotify(opts Options, info Info, in *infra, svcs *services, cat *catalog.
 	return notify.New(notify.Options{
 		Brokers: in.brokers, Topics: in.topics, Redis: in.rdb, Writer: svcs.writer,
 		Config: cfg, Catalog: cat, Calendar: cal, Cases: svcs.dispatch.Cases(), Verifier: verifier,
-		BaseURL: info.URL, Dev: (info.EmbeddedKafka || info.EmbeddedRedis) && !opts.NotifyLive,
+		BaseURL: info.URL, AckKey: ackKey, Dev: (info.EmbeddedKafka || info.EmbeddedRedis) && !opts.NotifyLive,
 		Logger: opts.Logger, Registerer: svcs.reg,
 	})
 }

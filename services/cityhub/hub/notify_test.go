@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func TestGasLeakPagesTheGasCompany(t *testing.T) {
 		} `json:"items"`
 	}
 	var page inbox
-	var caseID string
+	var caseID, ackURL string
 	deadline := time.Now().Add(45 * time.Second)
 	for caseID == "" {
 		if time.Now().After(deadline) {
@@ -53,7 +54,7 @@ func TestGasLeakPagesTheGasCompany(t *testing.T) {
 		page = decode[inbox](t, body)
 		for _, it := range page.Items {
 			if it.Receiver == "sms" && it.Person != "" && strings.Contains(it.Title, "燃气") {
-				caseID = it.CaseID
+				caseID, ackURL = it.CaseID, it.AckURL
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -66,6 +67,23 @@ func TestGasLeakPagesTheGasCompany(t *testing.T) {
 	water := h.token(t, auth.Principal{Subject: "w", Role: auth.RoleDepartment, Dept: "water-affairs"})
 	if code, _ := h.do(t, "GET", "/v1/cases/"+caseID+"/notifications", water, nil); code != http.StatusNotFound {
 		t.Errorf("water-affairs reading the gas case's notifications: %d, want 404", code)
+	}
+	// The person paged accepts from the message's link, without signing in:
+	// the case records it as theirs, through the SMS.
+	if !strings.HasPrefix(ackURL, h.info.URL+"/ack/") {
+		t.Fatalf("ack link %q", ackURL)
+	}
+	resp, err := http.PostForm(ackURL, url.Values{"action": {"accept"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST the ack link = %d", resp.StatusCode)
+	}
+	code, body = h.do(t, "GET", "/v1/cases/"+caseID, commander, nil)
+	if code != http.StatusOK || !strings.Contains(string(body), `"via":"notify:sms"`) {
+		t.Errorf("the case after the link: %d %s", code, body)
 	}
 	// The page is HTML for a browser.
 	code, body = h.do(t, "GET", "/dev/inbox", "", nil)

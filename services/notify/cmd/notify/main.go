@@ -1,13 +1,13 @@
 // Command notify runs cityhub's notification service on its own: it
 // follows the case and alert changes, decides from notify.yaml who is told
-// what, and delivers through the receivers.
+// what, delivers through the receivers, and serves the acknowledgement
+// links, whose actions it stores and publishes like dispatch.
 //
 //	notify [flags]
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -23,6 +23,7 @@ import (
 	notifyconfig "github.com/cityhub/cityhub/services/notify/config"
 	"github.com/cityhub/cityhub/services/platform/config"
 	"github.com/cityhub/cityhub/services/platform/daemon"
+	"github.com/cityhub/cityhub/services/platform/stream"
 )
 
 func main() {
@@ -37,9 +38,10 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("notify", flag.ExitOnError)
-	var path, baseURL string
+	var path, baseURL, ackKeyFile string
 	config.StringVar(fs, &path, "notify-config", "CITYHUB_NOTIFY_CONFIG", "rules/notify.yaml", "the notification routes, receivers and rosters")
 	config.StringVar(fs, &baseURL, "base-url", "CITYHUB_BASE_URL", "", "the hub's address as people reach it, for the links in messages")
+	config.StringVar(fs, &ackKeyFile, "ack-key-file", "CITYHUB_ACK_KEY_FILE", "", "a file of at least 32 secret bytes that signs the acknowledgement links (none: messages carry no links)")
 	b, err := daemon.Setup("notify", fs, args)
 	if err != nil {
 		return err
@@ -61,20 +63,33 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The case service answers who may see a case's notifications; notify
-	// changes no case through it, so it publishes nothing.
+	// The case service answers who may see a case's notifications, and
+	// takes the actions of acknowledgement links, publishing them as
+	// dispatch does.
 	cs, err := cases.New(cases.Options{
 		Store: casestore.New(rdb, b.Catalog.DistrictCodes()), Catalog: b.Catalog, Calendar: cal,
-		Publisher: cases.PublisherFunc(func(context.Context, *cityhubv1.CaseChange) error {
-			return errors.New("notify publishes no case changes")
+		Publisher: cases.PublisherFunc(func(ctx context.Context, change *cityhubv1.CaseChange) error {
+			m, err := stream.Marshal(b.Topics.Cases, change.GetCase().GetDistrict(), change)
+			if err != nil {
+				return err
+			}
+			return w.Write(ctx, m)
 		}),
 	})
 	if err != nil {
 		return err
 	}
+	var ackKey []byte
+	if ackKeyFile != "" {
+		if ackKey, err = os.ReadFile(ackKeyFile); err != nil {
+			return err
+		}
+	} else {
+		b.Logger.Warn("no --ack-key-file: messages to people carry no acknowledgement link")
+	}
 	svc, err := notify.New(notify.Options{
 		Brokers: b.Config.KafkaBrokers, Topics: b.Topics, Redis: rdb, Writer: w,
-		Config: cfg, Catalog: b.Catalog, Calendar: cal, Cases: cs, Verifier: b.Verifier, BaseURL: baseURL,
+		Config: cfg, Catalog: b.Catalog, Calendar: cal, Cases: cs, Verifier: b.Verifier, BaseURL: baseURL, AckKey: ackKey,
 		Logger: b.Logger, Registerer: b.Registry,
 	})
 	if err != nil {
