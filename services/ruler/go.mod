@@ -8,7 +8,6 @@ replace (
 )
 
 require (
-	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/cityhub/cityhub/proto v0.0.0-00010101000000-000000000000
 	github.com/cityhub/cityhub/services/platform v0.0.0-00010101000000-000000000000
 	github.com/expr-lang/expr v1.17.8
@@ -36,7 +35,6 @@ require (
 	github.com/twmb/franz-go v1.22.2 // indirect
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
-	github.com/yuin/gopher-lua v1.1.1 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect

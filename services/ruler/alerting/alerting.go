@@ -1,8 +1,9 @@
 // Package alerting turns events into alerts: it evaluates each event with
-// the engine, applies the verdicts to the alert state in Redis, and marks
-// the alerts that silences and inhibit rules mute. The ruler service runs
-// it on Kafka batches; rule tests run it on a clock of their own against an
-// in-memory Redis, so both share one behaviour.
+// the engine, applies the verdicts to the alert state, and marks the alerts
+// that silences and inhibit rules mute. The ruler service runs it on Kafka
+// batches against Redis (alertstate.Store); rule tests and backtests run it
+// on a clock of their own against alertstate.Memory, the Go model the
+// Redis scripts are held to, so all share one behaviour.
 package alerting
 
 import (
@@ -19,11 +20,28 @@ import (
 	"github.com/cityhub/cityhub/services/ruler/rulepack"
 )
 
+// Store is the alert state a Processor keeps: alertstate.Store in Redis,
+// or alertstate.Memory. The methods are those of alertstate.Store.
+type Store interface {
+	Tally(ctx context.Context, updates []alertstate.Update) (need []bool, err error)
+	Apply(ctx context.Context, now time.Time, updates []alertstate.Update) ([]alertstate.Result, error)
+	Promote(ctx context.Context, now time.Time, limit int) ([]*cityhubv1.Alert, error)
+	ResolveDue(ctx context.Context, now time.Time, limit int) ([]*cityhubv1.Alert, error)
+	Firing(ctx context.Context) ([]*cityhubv1.Alert, error)
+	Pending(ctx context.Context) ([]*cityhubv1.Alert, error)
+	OpenOf(ctx context.Context, rules []string, limit int) (map[string][]*cityhubv1.Alert, error)
+}
+
+var (
+	_ Store = (*alertstate.Store)(nil)
+	_ Store = (*alertstate.Memory)(nil)
+)
+
 // Processor evaluates events and updates alert state. It is not safe for
 // concurrent use: give each goroutine its own.
 type Processor struct {
 	worker  *engine.Worker
-	store   *alertstate.Store
+	store   Store
 	mute    *muter
 	results []engine.Result
 	updates []alertstate.Update
@@ -39,7 +57,7 @@ type Processor struct {
 
 // New returns a Processor evaluating with e and keeping state in s. The
 // silences and inhibit rules of e's packs mute alerts.
-func New(e *engine.Engine, s *alertstate.Store) *Processor {
+func New(e *engine.Engine, s Store) *Processor {
 	return &Processor{worker: e.NewWorker(), store: s, mute: newMuter(e.Packs(), s)}
 }
 

@@ -26,14 +26,14 @@ const maxSources = 1000
 // inhibiting alert fires or resolves and when a silence starts or ends
 // (noticed by Sweep).
 type muter struct {
-	store    *alertstate.Store
+	store    Store
 	silences []*rulepack.Silence
 	inhibits []*rulepack.Inhibit
 	// sources holds the rules whose alerts may inhibit others.
 	sources map[string]bool
 }
 
-func newMuter(packs []*rulepack.Pack, store *alertstate.Store) *muter {
+func newMuter(packs []*rulepack.Pack, store Store) *muter {
 	m := &muter{store: store, sources: map[string]bool{}}
 	for _, p := range packs {
 		m.silences = append(m.silences, p.Silences...)

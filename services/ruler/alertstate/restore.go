@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"google.golang.org/protobuf/proto"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 )
@@ -26,44 +25,12 @@ var (
 // every alert. Count windows that had not fired are not in the topic and
 // start empty.
 func (s *Store) Restore(ctx context.Context, a *cityhubv1.Alert, resolveAt time.Time) (bool, error) {
-	if a.GetId() == "" || a.GetVersion() <= 0 {
-		return false, fmt.Errorf("alertstate: restore needs an alert with an id and a version")
-	}
-	var state string
-	switch a.GetState() {
-	case cityhubv1.AlertState_ALERT_STATE_FIRING:
-		state = "firing"
-	case cityhubv1.AlertState_ALERT_STATE_RESOLVED:
-		state = "resolved"
-	case cityhubv1.AlertState_ALERT_STATE_PENDING:
-		state = "pending"
-	default:
-		return false, fmt.Errorf("alertstate: restore alert %s: no state", a.GetId())
-	}
-	b, err := proto.Marshal(body(a))
+	rec, err := restoreRecord(a, resolveAt)
 	if err != nil {
 		return false, err
 	}
-	var resolveMs int64
-	if !resolveAt.IsZero() && state != "resolved" {
-		resolveMs = resolveAt.UnixMilli()
-	}
-	args := []any{
-		state, a.GetVersion(), a.GetEventCount(),
-		ms(a.GetStartsAt().AsTime(), a.GetStartsAt() != nil),
-		ms(a.GetUpdatedAt().AsTime(), a.GetUpdatedAt() != nil),
-		ms(a.GetEndsAt().AsTime(), a.GetEndsAt() != nil),
-		b, resolveMs, s.ttl.Milliseconds(),
-		int(a.GetSeverity()), int(a.GetPreviousSeverity()),
-		ms(a.GetSeverityChangedAt().AsTime(), a.GetSeverityChangedAt() != nil),
-		ms(a.GetFiresAt().AsTime(), a.GetFiresAt() != nil),
-		joinMarks(a.GetSilencedBy()), joinMarks(a.GetInhibitedBy()),
-	}
-	for _, id := range a.GetEventIds() {
-		args = append(args, id)
-	}
 	k := keys(a.GetId())
-	n, err := restoreScript.Run(ctx, s.c, k[:2], args...).Int()
+	n, err := restoreScript.Run(ctx, s.c, k[:2], restoreArgs(&rec, a.GetEventIds(), s.ttl)...).Int()
 	if err != nil {
 		return false, fmt.Errorf("alertstate: restore alert %s: %w", a.GetId(), err)
 	}
@@ -74,15 +41,23 @@ func (s *Store) Restore(ctx context.Context, a *cityhubv1.Alert, resolveAt time.
 	if err != nil {
 		return false, err
 	}
-	if err := s.index(ctx, []Result{{Alert: current, Changed: true, resolveAt: resolveMs}}); err != nil {
+	if err := s.index(ctx, []Result{{Alert: current, Changed: true, resolveAt: rec.resolveAt}}); err != nil {
 		return false, err
 	}
 	return true, nil
 }
 
-func ms(t time.Time, set bool) int64 {
-	if !set {
-		return 0
+// restoreArgs returns restore.lua's arguments, name/value pairs: ttl, every
+// column of r, and event_id once per event id, oldest first. Restore runs
+// in a rebuild only, so unlike the batch scripts it can afford the names.
+func restoreArgs(r *record, ids []string, ttl time.Duration) []any {
+	a := make([]any, 0, 2+2*len(columns)+2*len(ids))
+	a = append(a, "ttl", ttl.Milliseconds())
+	for i := range columns {
+		a = append(a, columns[i].name, r.field(&columns[i]))
 	}
-	return t.UnixMilli()
+	for _, id := range ids {
+		a = append(a, "event_id", id)
+	}
+	return a
 }

@@ -9,10 +9,9 @@
 -- the alert through apply.lua, which finds the events already counted here
 -- held in the window and goes on from where this pass stopped.
 -- KEYS: 1 alert hash, 2 event id list, 3 count window (all one hash tag)
--- ARGV: the updates, each an op code followed by its arguments:
---   'w' window event (6): event id, event time ms, at_least, window ms,
---       '1' when the window counts distinct values, the event's value
---   'c' clear (0)
+-- ARGV, read into updates by the Lua protocol.go puts before this: the
+--   updates, each an op ('w' window event, 'c' clear) with the arguments
+--   protocol.go gives it.
 -- Reply: 'done' or 'apply'.
 local H, E, W = KEYS[1], KEYS[2], KEYS[3]
 
@@ -21,29 +20,25 @@ if state == 'firing' or state == 'pending' then
   return 'apply'
 end
 
-local i = 1
-while i <= #ARGV do
-  local op = ARGV[i]
-  if op == 'c' then
+for _, u in ipairs(updates) do
+  if u.op == 'c' then
     -- A clear restarts the window; an alert that exists is published
     -- again (the clear may be redelivered, its publication lost).
     if state then
       return 'apply'
     end
     redis.call('DEL', W)
-    i = i + 1
-  elseif op == 'w' then
-    local id, t, at_least, within = ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-    local distinct, value = ARGV[i + 5] == '1', ARGV[i + 6]
-    i = i + 7
+  elseif u.op == 'w' then
+    local id, t, at_least, within = u.event, tonumber(u.time), tonumber(u.at_least), tonumber(u.within)
+    local distinct = u.distinct == '1'
     if state and redis.call('LPOS', E, id) then
       return 'apply' -- redelivered: the alert is published again
     end
     local member = id
     if distinct then
-      member = id .. ' ' .. value
+      member = id .. ' ' .. u.value
     end
-    if not distinct or value ~= '' then
+    if not distinct or u.value ~= '' then
       if redis.call('ZADD', W, 'NX', t, member) == 0 then
         if state then
           return 'apply' -- redelivered: the alert is published again
@@ -61,7 +56,7 @@ while i <= #ARGV do
       end
     end
   else
-    return redis.error_reply('unknown op ' .. tostring(op))
+    return redis.error_reply('unknown op ' .. tostring(u.op))
   end
 end
 return 'done'

@@ -6,11 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"time"
-
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/ruler/alerting"
@@ -45,22 +41,12 @@ func Replay(ctx context.Context, packs []*rulepack.Pack, events []*cityhubv1.Eve
 	slices.SortStableFunc(events, func(a, b *cityhubv1.Event) int {
 		return a.GetOccurredAt().AsTime().Compare(b.GetOccurredAt().AsTime())
 	})
-	mr := miniredis.NewMiniRedis()
-	if err := mr.Start(); err != nil {
-		return nil, fmt.Errorf("replay: start in-memory redis: %w", err)
-	}
-	defer mr.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
 	e, err := engine.New(packs, engine.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
-	store, err := alertstate.New(alertstate.Options{Client: rdb})
-	if err != nil {
-		return nil, fmt.Errorf("replay: %w", err)
-	}
-	r := &replayer{proc: alerting.New(e, store), rdb: rdb, last: map[string]Change{}}
+	store := alertstate.NewMemory(alertstate.Options{})
+	r := &replayer{proc: alerting.New(e, store), store: store, last: map[string]Change{}}
 	// A silence starting or ending mutes or unmutes alerts at that moment.
 	for _, p := range packs {
 		for _, sl := range p.Silences {
@@ -98,7 +84,7 @@ func Replay(ctx context.Context, packs []*rulepack.Pack, events []*cityhubv1.Eve
 
 type replayer struct {
 	proc    *alerting.Processor
-	rdb     redis.UniversalClient
+	store   *alertstate.Memory
 	last    map[string]Change
 	changes []Change
 	// boundaries are the moments silences start and end, in order; the
@@ -107,19 +93,11 @@ type replayer struct {
 	now        time.Time
 }
 
-// dueKeys are the indexes of alert state whose scores are the moments at
-// which an alert changes by itself, with no event: a pending alert fires,
-// a quiet one resolves.
-var dueKeys = []string{alertstate.PendingKey, alertstate.ResolveKey}
-
 // advance moves the clock to t, stopping at every moment in between at
 // which an alert is due to change by itself.
 func (r *replayer) advance(ctx context.Context, t time.Time) error {
 	for {
-		next, ok, err := r.nextDue(ctx, t)
-		if err != nil {
-			return err
-		}
+		next, ok := r.nextDue(t)
 		if !ok {
 			break
 		}
@@ -150,8 +128,9 @@ func (r *replayer) advance(ctx context.Context, t time.Time) error {
 }
 
 // nextDue returns the earliest moment not after t at which an alert is
-// due to change.
-func (r *replayer) nextDue(ctx context.Context, t time.Time) (time.Time, bool, error) {
+// due to change: a silence starts or ends, a pending alert fires, a quiet
+// one resolves.
+func (r *replayer) nextDue(t time.Time) (time.Time, bool) {
 	var best time.Time
 	found := false
 	for _, b := range r.boundaries {
@@ -160,22 +139,10 @@ func (r *replayer) nextDue(ctx context.Context, t time.Time) (time.Time, bool, e
 			break
 		}
 	}
-	for _, k := range dueKeys {
-		zs, err := r.rdb.ZRangeByScoreWithScores(ctx, k, &redis.ZRangeBy{
-			Min: "-inf", Max: strconv.FormatInt(t.UnixMilli(), 10), Count: 1,
-		}).Result()
-		if err != nil {
-			return best, false, fmt.Errorf("replay: due alerts: %w", err)
-		}
-		if len(zs) == 0 {
-			continue
-		}
-		at := time.UnixMilli(int64(zs[0].Score)).UTC()
-		if !found || at.Before(best) {
-			best, found = at, true
-		}
+	if at, ok := r.store.NextDue(t); ok && (!found || at.Before(best)) {
+		best, found = at, true
 	}
-	return best, found, nil
+	return best, found
 }
 
 // record notes the alerts whose state or severity differ from what was

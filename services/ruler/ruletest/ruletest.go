@@ -1,10 +1,10 @@
 // Package ruletest runs rule tests (rules/tests/*.yaml): timed events fed
 // to the packs under test, and expectations about which alerts are firing,
 // pending or resolved at given moments, in the manner of promtool's rule
-// tests. Tests run on a clock of their own against an in-memory Redis,
-// through the same processor as the ruler, so windows, clears and
-// resolve_after behave as in production. The rulecheck command and go test
-// both use it.
+// tests. Tests run on a clock of their own against alertstate.Memory, the
+// Go model of the alert state that the Redis scripts are held to, through
+// the same processor as the ruler, so windows, clears and resolve_after
+// behave as in production. The rulecheck command and go test both use it.
 package ruletest
 
 import (
@@ -22,8 +22,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -348,21 +346,13 @@ func RunFile(ctx context.Context, path string, opts Options) ([]Result, error) {
 	if err := f.CheckAgainst(packs, opts.Catalog); err != nil {
 		return nil, fmt.Errorf("rule test %s: %w", path, err)
 	}
-	mr := miniredis.NewMiniRedis()
-	if err := mr.Start(); err != nil {
-		return nil, fmt.Errorf("rule test: start in-memory redis: %w", err)
-	}
-	defer mr.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
 	var out []Result
 	for _, c := range f.Tests {
 		if opts.Run != nil && !opts.Run.MatchString(c.Name) {
 			continue
 		}
-		mr.FlushAll()
 		began := time.Now()
-		res, err := runCase(ctx, packs, rdb, c)
+		res, err := runCase(ctx, packs, c)
 		if err != nil {
 			return nil, fmt.Errorf("rule test %s: %s: %w", path, c.Name, err)
 		}
@@ -415,16 +405,14 @@ type step struct {
 	events []*cityhubv1.Event
 }
 
-func runCase(ctx context.Context, packs []*rulepack.Pack, rdb redis.UniversalClient, c Case) (Result, error) {
+// runCase runs c on alert state of its own.
+func runCase(ctx context.Context, packs []*rulepack.Pack, c Case) (Result, error) {
 	res := Result{Name: c.Name}
 	e, err := engine.New(packs, engine.Options{})
 	if err != nil {
 		return res, err
 	}
-	store, err := alertstate.New(alertstate.Options{Client: rdb})
-	if err != nil {
-		return res, err
-	}
+	store := alertstate.NewMemory(alertstate.Options{})
 	proc := alerting.New(e, store)
 	start := Start
 	if c.Start != nil {
@@ -481,7 +469,7 @@ func runCase(ctx context.Context, packs []*rulepack.Pack, rdb redis.UniversalCli
 // check compares the alerts at offset at with the expectations: each
 // expectation due now must hold, and every firing alert must be named by a
 // firing expectation due by now.
-func check(ctx context.Context, store *alertstate.Store, expect []Expectation, at time.Duration, seen map[string]bool) (Diff, error) {
+func check(ctx context.Context, store *alertstate.Memory, expect []Expectation, at time.Duration, seen map[string]bool) (Diff, error) {
 	d := Diff{At: at}
 	named := map[string]bool{}
 	shown := map[string]bool{}
