@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/segmentio/kafka-go"
 
+	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/events"
@@ -111,6 +112,55 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/events", s.opts.Verifier.Require(auth.RoleSource, auth.RoleCommander)(http.HandlerFunc(s.postEvents)))
 }
 
+// ErrUnavailable is returned by Submit when Kafka did not acknowledge the
+// events: some may have been written, and a retry with the same ids is
+// harmless because every consumer is idempotent by event id.
+var ErrUnavailable = errors.New("intake: the event log did not acknowledge the events")
+
+// Submit validates events an adapter built from a source's own protocol and
+// writes them, on behalf of p, exactly as POST /v1/events does: all or none,
+// only sources p speaks for, and back only after Kafka acknowledged every
+// one. It returns their ids (assigned where absent). An invalid batch is a
+// *events.BatchError, a batch that is not one an error wrapping
+// events.ErrMalformed, an unacknowledged write ErrUnavailable (with the ids).
+func (s *Service) Submit(ctx context.Context, p auth.Principal, in []*events.Input) ([]string, error) {
+	dec := *s.dec
+	dec.SpeaksFor = p.SpeaksFor
+	evs, err := dec.DecodeInputs(in)
+	if err != nil {
+		var be *events.BatchError
+		if errors.As(err, &be) {
+			s.metrics.events.WithLabelValues("rejected").Add(float64(len(be.Items)))
+		}
+		return nil, err
+	}
+	return s.write(ctx, evs)
+}
+
+// write writes evs, keyed by district, and waits for Kafka's
+// acknowledgement.
+func (s *Service) write(ctx context.Context, evs []*cityhubv1.Event) ([]string, error) {
+	msgs := make([]kafka.Message, len(evs))
+	ids := make([]string, len(evs))
+	for i, ev := range evs {
+		m, err := stream.Marshal(s.opts.Topics.Events, ev.GetLocation().GetDistrict(), ev)
+		if err != nil {
+			return nil, fmt.Errorf("intake: encoding event %d: %w", i, err)
+		}
+		msgs[i], ids[i] = m, ev.GetId()
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := s.opts.Writer.Write(ctx, msgs...); err != nil {
+		s.log.Error("writing events to Kafka failed", "events", len(msgs), "err", err)
+		return ids, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	s.metrics.write.Observe(time.Since(start).Seconds())
+	s.metrics.events.WithLabelValues("accepted").Add(float64(len(evs)))
+	return ids, nil
+}
+
 // Accepted is the body of a 202 response.
 type Accepted struct {
 	Accepted int      `json:"accepted"`
@@ -153,29 +203,16 @@ func (s *Service) handle(w http.ResponseWriter, r *http.Request) int {
 		httperr.Write(w, http.StatusBadRequest, "malformed_body", err.Error(), nil)
 		return http.StatusBadRequest
 	}
-	msgs := make([]kafka.Message, len(evs))
-	ids := make([]string, len(evs))
-	for i, ev := range evs {
-		m, err := stream.Marshal(s.opts.Topics.Events, ev.GetLocation().GetDistrict(), ev)
-		if err != nil {
-			httperr.Write(w, http.StatusInternalServerError, "internal", "encoding an event failed", nil)
-			return http.StatusInternalServerError
-		}
-		msgs[i], ids[i] = m, ev.GetId()
+	ids, err := s.write(r.Context(), evs)
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		httperr.Write(w, http.StatusInternalServerError, "internal", "encoding an event failed", nil)
+		return http.StatusInternalServerError
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.WriteTimeout)
-	defer cancel()
-	start := time.Now()
-	if err := s.opts.Writer.Write(ctx, msgs...); err != nil {
-		// Some events may have been written; a retry with the same ids is
-		// harmless because every consumer is idempotent by event id.
-		s.log.Error("writing events to Kafka failed", "events", len(msgs), "err", err)
+	if err != nil {
 		w.Header().Set("Retry-After", "5")
 		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "the event log did not acknowledge the events; retry the request with the same ids", map[string]any{"ids": ids})
 		return http.StatusServiceUnavailable
 	}
-	s.metrics.write.Observe(time.Since(start).Seconds())
-	s.metrics.events.WithLabelValues("accepted").Add(float64(len(evs)))
 	httperr.WriteJSON(w, http.StatusAccepted, Accepted{Accepted: len(ids), IDs: ids})
 	return http.StatusAccepted
 }

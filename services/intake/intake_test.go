@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/cityhub/cityhub/services/intake"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
+	"github.com/cityhub/cityhub/services/platform/events"
 	"github.com/cityhub/cityhub/services/platform/kafkatest"
 	"github.com/cityhub/cityhub/services/platform/stream"
 )
@@ -37,6 +39,7 @@ type harness struct {
 	k      *kafkatest.Cluster
 	srv    *httptest.Server
 	signer *auth.Signer
+	svc    *intake.Service
 }
 
 func start(t *testing.T, writeTimeout time.Duration) *harness {
@@ -64,7 +67,7 @@ func start(t *testing.T, writeTimeout time.Duration) *harness {
 	svc.Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &harness{k: k, srv: srv, signer: auth.NewSigner(priv)}
+	return &harness{k: k, srv: srv, signer: auth.NewSigner(priv), svc: svc}
 }
 
 func (h *harness) post(t *testing.T, role auth.Role, contentType string, body []byte) (*http.Response, []byte) {
@@ -236,5 +239,37 @@ func TestSourceTokenSpeaksOnlyForItsSources(t *testing.T) {
 	var ev cityhubv1.Event
 	if err := stream.Unmarshal(msgs[0], &ev); err != nil || ev.GetSource() != "video" {
 		t.Errorf("first event's source %q (%v)", ev.GetSource(), err)
+	}
+}
+
+// Adapters submit what they translated through the same checks and the
+// same write as POST /v1/events.
+func TestSubmit(t *testing.T) {
+	h := start(t, time.Second)
+	ctx := context.Background()
+	lon, lat := 121.43, 31.18
+	in := func(id, source string) *events.Input {
+		return &events.Input{ID: id, Source: source, Type: "waterlogging", OccurredAt: "2026-07-01T08:30:00+08:00",
+			Location: &events.LocationInput{Lon: &lon, Lat: &lat, District: "pudong"}}
+	}
+	gauge := auth.Principal{Subject: "iot-platform", Role: auth.RoleSource, Sources: []string{"iot"}}
+	var be *events.BatchError
+	if _, err := h.svc.Submit(ctx, gauge, []*events.Input{in("g-1", "iot"), in("h-1", "hotline")}); !errors.As(err, &be) || be.Items[0].Index != 1 {
+		t.Fatalf("a hotline event from an iot token: %v", err)
+	}
+	ids, err := h.svc.Submit(ctx, gauge, []*events.Input{in("g-1", "iot"), in("", "iot")})
+	if err != nil || len(ids) != 2 || ids[0] != "g-1" || ids[1] == "" {
+		t.Fatalf("Submit = %q, %v", ids, err)
+	}
+	msgs := h.logged(t)
+	if len(msgs) != 2 || string(msgs[0].Key) != "pudong" {
+		t.Fatalf("%d events on the log (%v), want 2 keyed pudong", len(msgs), msgs)
+	}
+	if h.k.Fake == nil {
+		return
+	}
+	h.k.Fake.Close()
+	if ids, err := h.svc.Submit(ctx, gauge, []*events.Input{in("g-2", "iot")}); !errors.Is(err, intake.ErrUnavailable) || len(ids) != 1 {
+		t.Errorf("Submit without Kafka = %q, %v; want ErrUnavailable with the ids", ids, err)
 	}
 }

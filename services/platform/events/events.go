@@ -147,6 +147,34 @@ func (d *Decoder) DecodeBody(body []byte) ([]*cityhubv1.Event, error) {
 	for i, raw := range raws {
 		out[i], errs[i] = d.decodeOne(raw)
 	}
+	return batch(out, errs)
+}
+
+// DecodeInputs validates events that an adapter built from a source's own
+// protocol, exactly as DecodeBody validates the JSON of POST /v1/events:
+// all or none, at most MaxBatch, every problem in a *BatchError.
+func (d *Decoder) DecodeInputs(in []*Input) ([]*cityhubv1.Event, error) {
+	switch {
+	case len(in) == 0:
+		return nil, fmt.Errorf("%w: no events", ErrMalformed)
+	case len(in) > MaxBatch:
+		return nil, fmt.Errorf("%w: %d events in one request, at most %d", ErrMalformed, len(in), MaxBatch)
+	}
+	out := make([]*cityhubv1.Event, len(in))
+	errs := make([][]FieldError, len(in))
+	for i, x := range in {
+		if x == nil {
+			errs[i] = []FieldError{{Message: "no event"}}
+			continue
+		}
+		out[i], errs[i] = d.Validate(x)
+	}
+	return batch(out, errs)
+}
+
+// batch returns evs, or a *BatchError naming every event with a problem,
+// among them events of one batch that share a source and an id.
+func batch(out []*cityhubv1.Event, errs [][]FieldError) ([]*cityhubv1.Event, error) {
 	duplicates(out, errs)
 	var bad []ItemError
 	for i, e := range errs {

@@ -2,6 +2,8 @@ package events
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -271,4 +273,39 @@ func FuzzDecodeBody(f *testing.F) {
 			t.Fatal("empty error message")
 		}
 	})
+}
+
+// An adapter's events go through the same checks as POST /v1/events.
+func TestDecodeInputsIsDecodeBody(t *testing.T) {
+	d := testDecoder(t)
+	d.SpeaksFor = func(s string) bool { return s == "hotline" }
+	lon, lat := 121.43, 31.18
+	in := func(id, source, district string) *Input {
+		return &Input{ID: id, Source: source, Type: "waterlogging", OccurredAt: "2026-07-01T08:30:00+08:00",
+			Location: &LocationInput{Lon: &lon, Lat: &lat, District: district}, Attrs: map[string]any{"water_depth_cm": 35.0}}
+	}
+	evs, err := d.DecodeInputs([]*Input{in("a", "hotline", "xuhui"), in("", "hotline", "xuhui")})
+	if err != nil || len(evs) != 2 || evs[0].GetId() != "a" || evs[1].GetId() == "" || evs[0].GetAttrs().GetFields()["water_depth_cm"].GetNumberValue() != 35 {
+		t.Fatalf("DecodeInputs = %v, %v", evs, err)
+	}
+	_, err = d.DecodeInputs([]*Input{in("a", "hotline", "xuhui"), in("a", "hotline", "xuhui"), in("b", "hotline", "nowhere"), in("c", "video", "xuhui"), nil})
+	var be *BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("DecodeInputs error = %v, want a *BatchError", err)
+	}
+	var got []string
+	for _, it := range be.Items {
+		for _, fe := range it.Errors {
+			got = append(got, fmt.Sprintf("%d %s", it.Index, fe.Field))
+		}
+	}
+	want := []string{"0 id", "1 id", "2 location.district", "3 source", "4 "}
+	if !slices.Equal(got, want) {
+		t.Errorf("errors = %q, want %q", got, want)
+	}
+	for _, n := range []int{0, MaxBatch + 1} {
+		if _, err := d.DecodeInputs(make([]*Input, n)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%d inputs: %v, want ErrMalformed", n, err)
+		}
+	}
 }
