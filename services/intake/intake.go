@@ -96,8 +96,8 @@ func New(opts Options) (*Service, error) {
 			}, []string{"code"}),
 			events: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "cityhub_intake_events_total",
-				Help: "Events by outcome: accepted, or rejected because their request was.",
-			}, []string{"outcome"}),
+				Help: "Events by the way they came (events: POST /v1/events, or an adapter), their source, and outcome: accepted, or rejected because their request was. Rejected events count under the source their token speaks for first (\"-\" for tokens that name none).",
+			}, []string{"via", "source", "outcome"}),
 			write: f.NewHistogram(prometheus.HistogramOpts{
 				Name:    "cityhub_intake_kafka_write_seconds",
 				Help:    "Time from writing a request's events to Kafka's acknowledgement.",
@@ -112,6 +112,9 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/events", s.opts.Verifier.Require(auth.RoleSource, auth.RoleCommander)(http.HandlerFunc(s.postEvents)))
 }
 
+// ViaEvents is how events posted to /v1/events as JSON are counted.
+const ViaEvents = "events"
+
 // ErrUnavailable is returned by Submit when Kafka did not acknowledge the
 // events: some may have been written, and a retry with the same ids is
 // harmless because every consumer is idempotent by event id.
@@ -123,23 +126,36 @@ var ErrUnavailable = errors.New("intake: the event log did not acknowledge the e
 // one. It returns their ids (assigned where absent). An invalid batch is a
 // *events.BatchError, a batch that is not one an error wrapping
 // events.ErrMalformed, an unacknowledged write ErrUnavailable (with the ids).
-func (s *Service) Submit(ctx context.Context, p auth.Principal, in []*events.Input) ([]string, error) {
+//
+// via names the adapter, for the metrics of what each source sends and how.
+func (s *Service) Submit(ctx context.Context, via string, p auth.Principal, in []*events.Input) ([]string, error) {
 	dec := *s.dec
 	dec.SpeaksFor = p.SpeaksFor
 	evs, err := dec.DecodeInputs(in)
 	if err != nil {
-		var be *events.BatchError
-		if errors.As(err, &be) {
-			s.metrics.events.WithLabelValues("rejected").Add(float64(len(be.Items)))
-		}
+		s.rejected(via, p, err)
 		return nil, err
 	}
-	return s.write(ctx, evs)
+	return s.write(ctx, via, evs)
+}
+
+// rejected counts the events of a refused batch.
+func (s *Service) rejected(via string, p auth.Principal, err error) {
+	n := 1
+	var be *events.BatchError
+	if errors.As(err, &be) {
+		n = len(be.Items)
+	}
+	source := "-"
+	if len(p.Sources) > 0 {
+		source = p.Sources[0]
+	}
+	s.metrics.events.WithLabelValues(via, source, "rejected").Add(float64(n))
 }
 
 // write writes evs, keyed by district, and waits for Kafka's
 // acknowledgement.
-func (s *Service) write(ctx context.Context, evs []*cityhubv1.Event) ([]string, error) {
+func (s *Service) write(ctx context.Context, via string, evs []*cityhubv1.Event) ([]string, error) {
 	msgs := make([]kafka.Message, len(evs))
 	ids := make([]string, len(evs))
 	for i, ev := range evs {
@@ -157,7 +173,9 @@ func (s *Service) write(ctx context.Context, evs []*cityhubv1.Event) ([]string, 
 		return ids, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	s.metrics.write.Observe(time.Since(start).Seconds())
-	s.metrics.events.WithLabelValues("accepted").Add(float64(len(evs)))
+	for _, ev := range evs {
+		s.metrics.events.WithLabelValues(via, ev.GetSource(), "accepted").Inc()
+	}
 	return ids, nil
 }
 
@@ -194,16 +212,16 @@ func (s *Service) handle(w http.ResponseWriter, r *http.Request) int {
 	dec.SpeaksFor = p.SpeaksFor
 	evs, err := dec.DecodeBody(body)
 	if err != nil {
+		s.rejected(ViaEvents, *p, err)
 		var be *events.BatchError
 		if errors.As(err, &be) {
-			s.metrics.events.WithLabelValues("rejected").Add(float64(len(be.Items)))
 			httperr.Write(w, http.StatusBadRequest, "invalid_events", "no event was accepted: "+be.Error(), be.Items)
 			return http.StatusBadRequest
 		}
 		httperr.Write(w, http.StatusBadRequest, "malformed_body", err.Error(), nil)
 		return http.StatusBadRequest
 	}
-	ids, err := s.write(r.Context(), evs)
+	ids, err := s.write(r.Context(), ViaEvents, evs)
 	if err != nil && !errors.Is(err, ErrUnavailable) {
 		httperr.Write(w, http.StatusInternalServerError, "internal", "encoding an event failed", nil)
 		return http.StatusInternalServerError

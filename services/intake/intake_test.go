@@ -254,10 +254,10 @@ func TestSubmit(t *testing.T) {
 	}
 	gauge := auth.Principal{Subject: "iot-platform", Role: auth.RoleSource, Sources: []string{"iot"}}
 	var be *events.BatchError
-	if _, err := h.svc.Submit(ctx, gauge, []*events.Input{in("g-1", "iot"), in("h-1", "hotline")}); !errors.As(err, &be) || be.Items[0].Index != 1 {
+	if _, err := h.svc.Submit(ctx, "test", gauge, []*events.Input{in("g-1", "iot"), in("h-1", "hotline")}); !errors.As(err, &be) || be.Items[0].Index != 1 {
 		t.Fatalf("a hotline event from an iot token: %v", err)
 	}
-	ids, err := h.svc.Submit(ctx, gauge, []*events.Input{in("g-1", "iot"), in("", "iot")})
+	ids, err := h.svc.Submit(ctx, "test", gauge, []*events.Input{in("g-1", "iot"), in("", "iot")})
 	if err != nil || len(ids) != 2 || ids[0] != "g-1" || ids[1] == "" {
 		t.Fatalf("Submit = %q, %v", ids, err)
 	}
@@ -269,7 +269,7 @@ func TestSubmit(t *testing.T) {
 		return
 	}
 	h.k.Fake.Close()
-	if ids, err := h.svc.Submit(ctx, gauge, []*events.Input{in("g-2", "iot")}); !errors.Is(err, intake.ErrUnavailable) || len(ids) != 1 {
+	if ids, err := h.svc.Submit(ctx, "test", gauge, []*events.Input{in("g-2", "iot")}); !errors.Is(err, intake.ErrUnavailable) || len(ids) != 1 {
 		t.Errorf("Submit without Kafka = %q, %v; want ErrUnavailable with the ids", ids, err)
 	}
 }

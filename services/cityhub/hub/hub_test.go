@@ -174,7 +174,7 @@ func TestEventToCaseEndToEnd(t *testing.T) {
 		t.Errorf("GET /metrics without a token = %d, want 401", code)
 	}
 	code, body = h.do(t, "GET", "/metrics", commander, nil)
-	if code != http.StatusOK || !strings.Contains(string(body), `cityhub_intake_events_total{outcome="accepted"} 1`) {
+	if code != http.StatusOK || !strings.Contains(string(body), `cityhub_intake_events_total{outcome="accepted",source="iot",via="events"} 1`) {
 		t.Errorf("GET /metrics = %d, without the accepted event", code)
 	}
 	if code, _ := h.do(t, "GET", "/healthz", "", nil); code != http.StatusOK {
