@@ -37,6 +37,11 @@ type Receiver struct {
 	Template string `yaml:"template"`
 	// Timeout bounds one delivery; 10s when zero.
 	Timeout time.Duration `yaml:"timeout"`
+	// Parallel bounds the messages sent to the receiver at once, each of
+	// another case (a case's messages go one after another, in order): 4,
+	// or 1 for the group robots, whose platforms limit each robot's rate
+	// and whose chats read best in order.
+	Parallel int `yaml:"parallel"`
 
 	At    yamlfile.Pos       `yaml:"-"`
 	Where yamlfile.Positions `yaml:"-"`
@@ -44,6 +49,13 @@ type Receiver struct {
 
 // DefaultTimeout bounds one delivery when a receiver sets no timeout.
 const DefaultTimeout = 10 * time.Second
+
+// DefaultParallel and MaxParallel bound the messages in flight to one
+// receiver.
+const (
+	DefaultParallel = 4
+	MaxParallel     = 64
+)
 
 // Kinds of receiver, as Receiver.Kind names them.
 const (
@@ -249,6 +261,14 @@ func (v *validator) checkReceivers() {
 			v.errorf(r.Where["timeout"], "%s: timeout %s is outside 0s to 1m", what, r.Timeout)
 		case r.Timeout == 0:
 			r.Timeout = DefaultTimeout
+		}
+		switch {
+		case r.Parallel < 0 || r.Parallel > MaxParallel:
+			v.errorf(r.Where["parallel"], "%s: parallel: want 1 to %d", what, MaxParallel)
+		case r.Parallel == 0 && (r.WeCom != nil || r.DingTalk != nil || r.Feishu != nil):
+			r.Parallel = 1
+		case r.Parallel == 0:
+			r.Parallel = DefaultParallel
 		}
 		if r.FallbackAfter < 0 || r.FallbackAfter > MaxFallbackAfter {
 			v.errorf(r.Where["fallback_after"], "%s: fallback_after: want 1 to %d", what, MaxFallbackAfter)

@@ -63,19 +63,35 @@ func attemptsKey(caseID string) (string, bool) {
 
 // Record appends a to the attempts of caseID.
 func (l *Log) Record(ctx context.Context, caseID string, a Attempt) error {
-	key, ok := attemptsKey(caseID)
-	if !ok {
-		return nil // not a case: an alert-only route's messages are counted, not kept
+	return l.RecordAll(ctx, []CaseAttempt{{CaseID: caseID, Attempt: a}})
+}
+
+// CaseAttempt is an attempt and the case it is kept with.
+type CaseAttempt struct {
+	CaseID string
+	Attempt
+}
+
+// RecordAll appends attempts to their cases' in one round trip.
+func (l *Log) RecordAll(ctx context.Context, attempts []CaseAttempt) error {
+	p := l.rdb.Pipeline()
+	for _, a := range attempts {
+		key, ok := attemptsKey(a.CaseID)
+		if !ok {
+			continue // not a case: an alert-only route's messages are counted, not kept
+		}
+		b, err := json.Marshal(a.Attempt)
+		if err != nil {
+			return err
+		}
+		p.LPush(ctx, key, b)
+		p.LTrim(ctx, key, 0, MaxAttemptsKept-1)
 	}
-	b, err := json.Marshal(a)
-	if err != nil {
-		return err
+	if p.Len() == 0 {
+		return nil
 	}
-	p := l.rdb.TxPipeline()
-	p.LPush(ctx, key, b)
-	p.LTrim(ctx, key, 0, MaxAttemptsKept-1)
 	if _, err := p.Exec(ctx); err != nil {
-		return fmt.Errorf("record an attempt on %s: %w", caseID, err)
+		return fmt.Errorf("record %d attempts: %w", len(attempts), err)
 	}
 	return nil
 }

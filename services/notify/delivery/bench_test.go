@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,11 +23,17 @@ import (
 
 // BenchmarkDelivery measures deliveries per second to a local webhook
 // through the engine — claimed from the Redis queue, rendered, signed as a
-// CloudEvent, sent, marked done and recorded — against a bare HTTP client
-// loop posting bodies of the same size to the same server, in the same
-// run. Both send one at a time; the ratio is what the engine's durability
-// costs.
+// CloudEvent, sent, recorded and settled — against bare HTTP client loops
+// posting bodies of the same size to the same server, in the same run,
+// with as many requests in flight as the receiver's parallel allows. The
+// ratio is what the engine's durability costs.
 func BenchmarkDelivery(b *testing.B) {
+	for _, parallel := range []int{1, 4} {
+		b.Run(fmt.Sprintf("parallel=%d", parallel), func(b *testing.B) { benchmarkDelivery(b, parallel) })
+	}
+}
+
+func benchmarkDelivery(b *testing.B, parallel int) {
 	var took atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
@@ -39,11 +46,11 @@ func BenchmarkDelivery(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	hook := &receiver.Webhook{URL: srv.URL, Secret: []byte("k"), Client: client}
 	e, err := New(Options{
 		Queue: q, Log: NewLog(rdb), Registerer: prometheus.NewRegistry(), Batch: 64,
-		Receivers:  map[string]*Receiver{"hook": {Config: &config.Receiver{Name: "hook", Timeout: 5 * time.Second}, Notifier: hook, Template: tpl}},
+		Receivers:  map[string]*Receiver{"hook": {Config: &config.Receiver{Name: "hook", Timeout: 5 * time.Second, Parallel: parallel}, Notifier: hook, Template: tpl}},
 		DeadLetter: func(context.Context, *queue.Delivery, error) error { return nil },
 	})
 	if err != nil {
@@ -60,17 +67,26 @@ func BenchmarkDelivery(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	// The baseline: the same number of posts of a CloudEvent-sized body.
+	// The baseline: the same number of posts of a CloudEvent-sized body,
+	// from parallel loops.
 	body := bytes.Repeat([]byte("x"), 1400)
+	var next atomic.Int64
+	var wg sync.WaitGroup
 	start := time.Now()
-	for range n {
-		resp, err := client.Post(srv.URL, "application/cloudevents+json", bytes.NewReader(body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+	for range parallel {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				resp, err := client.Post(srv.URL, "application/cloudevents+json", bytes.NewReader(body))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
 	}
+	wg.Wait()
 	raw := time.Since(start)
 
 	took.Store(0)

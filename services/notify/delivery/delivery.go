@@ -21,7 +21,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -215,14 +217,19 @@ func (e *Engine) work(ctx context.Context, name string) {
 
 // Step claims and delivers what is due for receiver now, and returns how
 // long its worker may wait before looking again. Tests drive it directly.
+//
+// The claimed deliveries go out in lanes: a lane holds every message of
+// its cases, in order, and up to the receiver's Parallel lanes send at
+// once. A failure that may pass pauses the receiver: the lanes stop, and
+// what they had not tried goes back in its place, so that a case's
+// messages are never sent out of order. Sends are not cut short when ctx
+// ends: what is in flight is finished and settled, the rest released.
+// Everything the step settled is written in one round trip at its end.
 func (e *Engine) Step(ctx context.Context, name string) (time.Duration, error) {
 	r := e.opts.Receivers[name]
 	br := e.breakers[name]
 	now := e.opts.Now()
-	e.mu.Lock()
-	until := e.paused[name].until
-	e.mu.Unlock()
-	if now.Before(until) {
+	if until := e.pausedUntil(name); now.Before(until) {
 		return min(e.opts.Poll, until.Sub(now)), nil
 	}
 	state := br.State(now)
@@ -239,24 +246,27 @@ func (e *Engine) Step(ctx context.Context, name string) (time.Duration, error) {
 	if err != nil {
 		return e.opts.Poll, err
 	}
-	for _, group := range groups(claimed) {
-		if state == Open {
-			// The breaker is open and there is a fallback: go there now.
-			err := fmt.Errorf("receiver %s is failing (circuit open)", name)
-			for _, c := range group {
-				e.failOver(ctx, r, c, err, 0)
-			}
-			continue
-		}
-		e.deliver(ctx, r, group)
-		if br.State(e.opts.Now()) == Open {
-			state = Open
-		}
+	st := &step{e: e, r: r, ctx: ctx}
+	st.run(lanes(groups(claimed)), max(1, r.Config.Parallel))
+	// Settle even when ctx has ended: what was sent must not be sent again.
+	flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := e.opts.Log.RecordAll(flush, st.attempts); err != nil {
+		e.log.Warn("recording attempts failed", "receiver", name, "err", err)
 	}
-	if len(claimed) == batch && batch > 1 {
+	if err := e.opts.Queue.Settle(flush, name, st.settled); err != nil {
+		return e.opts.Poll, fmt.Errorf("settling %d deliveries (their leases will bring them back): %w", len(st.settled), err)
+	}
+	if len(claimed) == batch && batch > 1 && !st.stopped.Load() {
 		return 0, nil // more may be due
 	}
 	return e.opts.Poll, nil
+}
+
+func (e *Engine) pausedUntil(name string) time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.paused[name].until
 }
 
 // groups gathers claimed deliveries by group, keeping the order of the
@@ -276,8 +286,135 @@ func groups(claimed []queue.Claimed) [][]queue.Claimed {
 	return out
 }
 
+// lanes puts groups that share a case (or, without one, a group) in one
+// lane, in their order; lanes share nothing and may go out side by side.
+func lanes(groups [][]queue.Claimed) [][][]queue.Claimed {
+	laneOf := map[string]int{} // case or group → lane
+	var out [][][]queue.Claimed
+	for _, g := range groups {
+		lane := -1
+		for _, c := range g {
+			if i, ok := laneOf[laneKey(c)]; ok {
+				if lane >= 0 && lane != i {
+					// The group joins two lanes: merge the later into the
+					// earlier, groups in claim order.
+					out[lane] = mergeLanes(out[lane], out[i])
+					for k, v := range laneOf {
+						if v == i {
+							laneOf[k] = lane
+						}
+					}
+					out[i] = nil
+					continue
+				}
+				lane = i
+			}
+		}
+		if lane < 0 {
+			lane = len(out)
+			out = append(out, nil)
+		}
+		out[lane] = append(out[lane], g)
+		for _, c := range g {
+			laneOf[laneKey(c)] = lane
+		}
+	}
+	return slices.DeleteFunc(out, func(l [][]queue.Claimed) bool { return l == nil })
+}
+
+func laneKey(c queue.Claimed) string {
+	if c.CaseID != "" {
+		return "c:" + c.CaseID
+	}
+	return "g:" + c.Group
+}
+
+// mergeLanes merges two lanes' groups, each already in claim order, by the
+// due time of their first delivery.
+func mergeLanes(a, b [][]queue.Claimed) [][]queue.Claimed {
+	out := append(slices.Clone(a), b...)
+	slices.SortStableFunc(out, func(x, y []queue.Claimed) int { return x[0].Due.Compare(y[0].Due) })
+	return out
+}
+
+// step is one Step's deliveries: what they settled, for one write at the
+// end.
+type step struct {
+	e   *Engine
+	r   *Receiver
+	ctx context.Context
+	// stopped is set when a failure that may pass paused the receiver, or
+	// ctx ended: lanes stop and release what they have not tried.
+	stopped atomic.Bool
+	wait    time.Duration // the pause, once set
+
+	mu       sync.Mutex
+	settled  []queue.Settlement
+	attempts []CaseAttempt
+}
+
+// run sends lanes, at most parallel at once.
+func (st *step) run(lanes [][][]queue.Claimed, parallel int) {
+	if parallel == 1 || len(lanes) == 1 {
+		for _, l := range lanes {
+			st.lane(l)
+		}
+		return
+	}
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for _, l := range lanes {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			st.lane(l)
+		})
+	}
+	wg.Wait()
+}
+
+// lane sends a lane's groups one after another, until one fails in a way
+// that may pass.
+func (st *step) lane(l [][]queue.Claimed) {
+	for i, g := range l {
+		if st.stopped.Load() || st.ctx.Err() != nil {
+			st.release(l[i:])
+			return
+		}
+		if st.e.breakers[st.r.Config.Name].State(st.e.opts.Now()) == Open {
+			if st.r.Config.Fallback == "" {
+				st.release(l[i:])
+				return
+			}
+			// The breaker is open and there is a fallback: go there now.
+			err := fmt.Errorf("receiver %s is failing (circuit open)", st.r.Config.Name)
+			for _, c := range g {
+				st.failOver(c, err, 0)
+			}
+			continue
+		}
+		if !st.deliver(g) {
+			st.release(l[i+1:])
+			return
+		}
+	}
+}
+
+// release puts back, untried and in their place, the deliveries of gs.
+func (st *step) release(gs [][]queue.Claimed) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, g := range gs {
+		for _, c := range g {
+			st.settled = append(st.settled, queue.Settlement{Delivery: &c.Delivery, Outcome: queue.Released, At: c.Due})
+		}
+	}
+}
+
 // deliver sends one group as one message and settles each delivery of it.
-func (e *Engine) deliver(ctx context.Context, r *Receiver, group []queue.Claimed) {
+// It reports false when the receiver was paused: the lane stops.
+func (st *step) deliver(group []queue.Claimed) bool {
+	e, r := st.e, st.r
 	name := r.Config.Name
 	first := group[0]
 	m := *first.Message
@@ -297,7 +434,9 @@ func (e *Engine) deliver(ctx context.Context, r *Receiver, group []queue.Claimed
 		if timeout <= 0 {
 			timeout = config.DefaultTimeout
 		}
-		sendCtx, cancel := context.WithTimeout(ctx, timeout)
+		// A send in flight is finished even when the engine stops: cut
+		// short, it may or may not have arrived.
+		sendCtx, cancel := context.WithTimeout(context.WithoutCancel(st.ctx), timeout)
 		err = r.Notifier.Notify(sendCtx, &receiver.Notification{ID: first.ID, Receiver: name, Message: &m, Rendered: rendered})
 		cancel()
 	} else {
@@ -305,9 +444,6 @@ func (e *Engine) deliver(ctx context.Context, r *Receiver, group []queue.Claimed
 	}
 	took := time.Since(start)
 	e.metrics.seconds.WithLabelValues(name).Observe(took.Seconds())
-	if ctx.Err() != nil {
-		return // shutting down: the lease runs out and another worker retries
-	}
 	br := e.breakers[name]
 	if err == nil {
 		br.Success()
@@ -315,41 +451,54 @@ func (e *Engine) deliver(ctx context.Context, r *Receiver, group []queue.Claimed
 		delete(e.paused, name)
 		e.mu.Unlock()
 		for _, c := range group {
-			e.settle(ctx, c, Attempt{Outcome: Sent, Seconds: took.Seconds()})
-			if err := e.opts.Queue.Done(ctx, &c.Delivery); err != nil {
-				e.log.Warn("marking a delivery done failed; it may be sent again", "receiver", name, "err", err)
-			}
+			st.settle(c, Attempt{Outcome: Sent, Seconds: took.Seconds()}, queue.Delivered, time.Time{})
 		}
-		return
+		return true
 	}
 	br.Failure(e.opts.Now())
 	var wait time.Duration
 	if retry, after := receiver.Retryable(err); retry {
-		wait = e.pause(name, after) // once per message, however many it carried
+		wait = st.pause(after) // once per step, however many messages failed
 	}
+	kept := false
 	for _, c := range group {
-		e.failed(ctx, r, c, err, took, wait)
+		if st.failed(c, err, took, wait) {
+			kept = true
+		}
 	}
+	return !kept
 }
 
-// failed decides what happens to c after err.
-func (e *Engine) failed(ctx context.Context, r *Receiver, c queue.Claimed, err error, took, wait time.Duration) {
+// pause holds the receiver back after a failure that may pass, once per
+// step, and returns the wait.
+func (st *step) pause(after time.Duration) time.Duration {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.stopped.Load() {
+		st.wait = st.e.pause(st.r.Config.Name, after)
+		st.stopped.Store(true)
+	}
+	return st.wait
+}
+
+// failed decides what happens to c after err. It reports whether c goes
+// back to wait for the receiver (and so holds its lane back).
+func (st *step) failed(c queue.Claimed, err error, took, wait time.Duration) bool {
+	r := st.r
 	retry, _ := receiver.Retryable(err)
 	var re *receiver.Error
 	gone := errors.As(err, &re) && re.Gone
 	tries := c.Attempts + 1
 	switch {
-	case retry && !gone && tries < fallbackAfter(r.Config) && tries < e.opts.MaxAttempts:
-	case retry && !gone && r.Config.Fallback == "" && tries < e.opts.MaxAttempts:
+	case retry && !gone && tries < fallbackAfter(r.Config) && tries < st.e.opts.MaxAttempts:
+	case retry && !gone && r.Config.Fallback == "" && tries < st.e.opts.MaxAttempts:
 	default:
-		e.failOver(ctx, r, c, err, took)
-		return
+		st.failOver(c, err, took)
+		return false
 	}
-	e.settle(ctx, c, Attempt{Outcome: Retrying, Error: err.Error(), Status: status(err), Seconds: took.Seconds(), RetryIn: wait.Seconds()})
 	// It keeps its place: the pause, not a later due time, holds it back.
-	if err := e.opts.Queue.Retry(ctx, &c.Delivery, c.Due); err != nil {
-		e.log.Warn("putting a delivery back failed; its lease will bring it back", "receiver", r.Config.Name, "err", err)
-	}
+	st.settle(c, Attempt{Outcome: Retrying, Error: err.Error(), Status: status(err), Seconds: took.Seconds(), RetryIn: wait.Seconds()}, queue.Retried, c.Due)
+	return true
 }
 
 // pause holds receiver back after one more failure in a row: a backoff
@@ -369,36 +518,36 @@ func (e *Engine) pause(receiver string, after time.Duration) time.Duration {
 
 // failOver hands c to its receiver's fallback, or gives it up to the
 // dead-letter topic when there is none.
-func (e *Engine) failOver(ctx context.Context, r *Receiver, c queue.Claimed, err error, took time.Duration) {
-	name := r.Config.Name
+func (st *step) failOver(c queue.Claimed, err error, took time.Duration) {
+	e, name := st.e, st.r.Config.Name
+	ctx := context.WithoutCancel(st.ctx)
 	// notify.yaml refuses fallbacks that lead round in a circle, so a
 	// delivery failing over and over ends at a receiver without one.
-	if fb := r.Config.Fallback; fb != "" {
+	if fb := st.r.Config.Fallback; fb != "" {
 		d := c.Delivery
 		d.ID = c.ID + ">" + fb
 		d.Receiver, d.FallbackFrom, d.Due = fb, name, e.opts.Now()
 		if _, qerr := e.opts.Queue.Enqueue(ctx, &d); qerr != nil {
 			e.log.Warn("failing over failed; retrying later", "receiver", name, "fallback", fb, "err", qerr)
-			_ = e.opts.Queue.Retry(ctx, &c.Delivery, e.opts.Now().Add(e.opts.Backoff))
+			st.settle(c, Attempt{Outcome: Retrying, Error: err.Error(), Status: status(err), Seconds: took.Seconds()}, queue.Retried, e.opts.Now().Add(e.opts.Backoff))
 			return
 		}
 		e.Wake(fb)
-		e.settle(ctx, c, Attempt{Outcome: FailedOver, Error: err.Error(), Status: status(err), Seconds: took.Seconds(), FallbackTo: fb})
-		_ = e.opts.Queue.Done(ctx, &c.Delivery)
+		st.settle(c, Attempt{Outcome: FailedOver, Error: err.Error(), Status: status(err), Seconds: took.Seconds(), FallbackTo: fb}, queue.Delivered, time.Time{})
 		return
 	}
 	if dlErr := e.opts.DeadLetter(ctx, &c.Delivery, err); dlErr != nil {
 		e.log.Warn("dead-lettering a delivery failed; retrying later", "receiver", name, "err", dlErr)
-		_ = e.opts.Queue.Retry(ctx, &c.Delivery, e.opts.Now().Add(e.opts.Backoff))
+		st.settle(c, Attempt{Outcome: Retrying, Error: err.Error(), Status: status(err), Seconds: took.Seconds()}, queue.Retried, e.opts.Now().Add(e.opts.Backoff))
 		return
 	}
-	e.settle(ctx, c, Attempt{Outcome: Dead, Error: err.Error(), Status: status(err), Seconds: took.Seconds()})
-	_ = e.opts.Queue.Done(ctx, &c.Delivery)
+	st.settle(c, Attempt{Outcome: Dead, Error: err.Error(), Status: status(err), Seconds: took.Seconds()}, queue.Delivered, time.Time{})
 }
 
-// settle records attempt a of c with the case and in the metrics.
-func (e *Engine) settle(ctx context.Context, c queue.Claimed, a Attempt) {
-	a.At, a.DeliveryID, a.Receiver, a.Attempt, a.Route = e.opts.Now().UTC(), c.ID, c.Receiver, c.Attempts+1, c.Route
+// settle notes attempt a of c, and what becomes of c in the queue: both
+// are written when the step ends.
+func (st *step) settle(c queue.Claimed, a Attempt, outcome int, at time.Time) {
+	a.At, a.DeliveryID, a.Receiver, a.Attempt, a.Route = st.e.opts.Now().UTC(), c.ID, c.Receiver, c.Attempts+1, c.Route
 	if c.Message != nil {
 		a.Change = c.Message.Change
 		a.Department = c.Message.Department.Code
@@ -406,10 +555,11 @@ func (e *Engine) settle(ctx context.Context, c queue.Claimed, a Attempt) {
 			a.Person = p.Name
 		}
 	}
-	e.metrics.deliveries.WithLabelValues(c.Receiver, a.Outcome).Inc()
-	if err := e.opts.Log.Record(ctx, c.CaseID, a); err != nil {
-		e.log.Warn("recording an attempt failed", "receiver", c.Receiver, "err", err)
-	}
+	st.e.metrics.deliveries.WithLabelValues(c.Receiver, a.Outcome).Inc()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.attempts = append(st.attempts, CaseAttempt{CaseID: c.CaseID, Attempt: a})
+	st.settled = append(st.settled, queue.Settlement{Delivery: &c.Delivery, Outcome: outcome, At: at})
 }
 
 func status(err error) int {

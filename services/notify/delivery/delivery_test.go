@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,11 +42,22 @@ type endpoint struct {
 	status int // answered while down; 500 when zero
 	got    []string
 	tries  int
+	// slow delays every answer; inFlight and most count the requests
+	// being answered at once.
+	slow           time.Duration
+	inFlight, most int
 }
 
 func (ep *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ep.mu.Lock()
+	ep.inFlight++
+	ep.most = max(ep.most, ep.inFlight)
+	slow := ep.slow
+	ep.mu.Unlock()
+	time.Sleep(slow)
+	ep.mu.Lock()
 	defer ep.mu.Unlock()
+	ep.inFlight--
 	ep.tries++
 	if ep.down {
 		code := ep.status
@@ -88,7 +100,7 @@ func newHarness(t *testing.T, hooks map[string]string, fallbacks map[string]stri
 	h := &harness{t: t, q: queue.New(rdb), log: NewLog(rdb), clock: &clock{t: time.Date(2026, 10, 1, 3, 0, 0, 0, time.UTC)}, reg: prometheus.NewRegistry(), inbox: receiver.NewInbox(1000)}
 	rs := map[string]*Receiver{}
 	for name, url := range hooks {
-		cfg := &config.Receiver{Name: name, Fallback: fallbacks[name], FallbackAfter: 3, Timeout: 5 * time.Second}
+		cfg := &config.Receiver{Name: name, Fallback: fallbacks[name], FallbackAfter: 3, Timeout: 5 * time.Second, Parallel: 4}
 		var n receiver.Notifier = h.inbox
 		if url != "" {
 			n = &receiver.Webhook{URL: url, Secret: []byte("k"), Client: http.DefaultClient, Now: h.clock.Now}
@@ -298,5 +310,112 @@ func TestBackoff(t *testing.T) {
 		if got := backoff(n, 2*time.Second, 20*time.Second, func() float64 { return 0 }); got != want/2 {
 			t.Errorf("backoff(%d) with no jitter left = %v, want %v", n, got, want/2)
 		}
+	}
+}
+
+// Messages of different cases go out side by side, each case's in order;
+// a failure that may pass stops every lane, and what was not tried goes
+// back untried.
+func TestLanes(t *testing.T) {
+	ep := &endpoint{slow: 20 * time.Millisecond}
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	h := newHarness(t, map[string]string{"hook": srv.URL}, nil)
+	var want []string
+	for i := range 5 {
+		for c := range 4 {
+			id := fmt.Sprintf("c%d-%d", c, i)
+			h.enqueue("hook", id, fmt.Sprintf("xuhui-%d", c), id, time.Duration(i)*time.Millisecond)
+			want = append(want, id)
+		}
+	}
+	h.run(time.Millisecond, 10*time.Millisecond, "hook")
+	got := ep.taken()
+	if len(got) != len(want) {
+		t.Fatalf("took %d of %d", len(got), len(want))
+	}
+	if ep.most < 2 || ep.most > 4 {
+		t.Errorf("at most %d requests at once, want 2 to 4 (parallel 4)", ep.most)
+	}
+	inOrder(t, got)
+
+	// Down: the first failure pauses the receiver; nothing after it in its
+	// lane is tried, and what comes back comes back in order.
+	ep.setDown(true)
+	ep.mu.Lock()
+	ep.tries, ep.got = 0, nil
+	ep.mu.Unlock()
+	for i := range 5 {
+		for c := range 4 {
+			id := fmt.Sprintf("d%d-%d", c, i)
+			h.enqueue("hook", id, fmt.Sprintf("xuhui-%d", c), id, time.Duration(i)*time.Millisecond)
+		}
+	}
+	h.run(time.Millisecond, 0, "hook")
+	if ep.tries > 4 {
+		t.Errorf("%d tries while down in one step, want at most one per lane", ep.tries)
+	}
+	ep.setDown(false)
+	h.run(time.Second, time.Minute, "hook")
+	got = ep.taken()
+	if len(got) != 20 {
+		t.Fatalf("took %d of 20 after coming back", len(got))
+	}
+	inOrder(t, got)
+	for _, a := range h.attempts(t, "xuhui-2") {
+		if a.Outcome == Retrying && a.Attempt != 1 {
+			t.Errorf("%s retried as attempt %d: released deliveries must not count", a.DeliveryID, a.Attempt)
+		}
+	}
+}
+
+// inOrder fails unless each case's ids ("cC-I") come in the order of I.
+func inOrder(t *testing.T, ids []string) {
+	t.Helper()
+	last := map[string]int{}
+	for _, id := range ids {
+		var c string
+		var i int
+		if _, err := fmt.Sscanf(strings.Replace(id, "-", " ", 1), "%s %d", &c, &i); err != nil {
+			t.Fatalf("id %q: %v", id, err)
+		}
+		if prev, ok := last[c]; ok && i < prev {
+			t.Errorf("%s came after %s-%d", id, c, prev)
+		}
+		last[c] = i
+	}
+}
+
+func (h *harness) attempts(t *testing.T, caseID string) []Attempt {
+	t.Helper()
+	as, err := h.log.List(context.Background(), caseID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as
+}
+
+func TestLanesKeepCasesTogether(t *testing.T) {
+	c := func(id, caseID, group string, due int) queue.Claimed {
+		return queue.Claimed{Delivery: queue.Delivery{ID: id, CaseID: caseID, Group: group, Due: time.Unix(int64(due), 0)}}
+	}
+	claimed := []queue.Claimed{
+		c("a1", "a", "ga1", 1), c("b1", "b", "gb1", 2), c("x", "", "alerts", 3),
+		c("a2", "a", "gab", 4), c("b2", "b", "gab", 4), // one message about a and b: joins their lanes
+		c("c1", "c", "gc1", 5), c("x2", "", "alerts", 6),
+	}
+	var got []string
+	for _, l := range lanes(groups(claimed)) {
+		var ids []string
+		for _, g := range l {
+			for _, d := range g {
+				ids = append(ids, d.ID)
+			}
+		}
+		got = append(got, strings.Join(ids, " "))
+	}
+	want := []string{"a1 b1 a2 b2", "x x2", "c1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("lanes = %q, want %q", got, want)
 	}
 }

@@ -173,55 +173,16 @@ func (q *Queue) Claim(ctx context.Context, receiver string, now time.Time, lease
 	return out, nil
 }
 
-// doneScript forgets delivery ARGV[1] and remembers it as done for ARGV[2]
-// seconds. KEYS: due, leases, delivery, done, part (or "").
-var doneScript = redis.NewScript(`
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[3])
-redis.call('SET', KEYS[4], '1', 'EX', ARGV[2])
-if KEYS[5] ~= '' then
-  redis.call('SREM', KEYS[5], ARGV[1])
-end
-return 1
-`)
-
 // Done marks d delivered (or given up on): it leaves the queue and is not
 // queued again for DoneTTL.
 func (q *Queue) Done(ctx context.Context, d *Delivery) error {
-	p := prefix(d.Receiver)
-	part := ""
-	if d.StopOnAccept && d.CaseID != "" {
-		part = partKey(d.Receiver, d.CaseID, d.Department)
-	}
-	err := doneScript.Run(ctx, q.rdb, []string{p + "due", p + "leases", p + "d:" + d.ID, p + "done:" + d.ID, part},
-		d.ID, int64(DoneTTL/time.Second)).Err()
-	if err != nil {
-		return fmt.Errorf("done %s: %w", d.ID, err)
-	}
-	return nil
+	return q.Settle(ctx, d.Receiver, []Settlement{{Delivery: d, Outcome: Delivered}})
 }
-
-// retryScript puts a claimed delivery back, due at ARGV[2], counting one
-// more attempt. KEYS: due, leases, delivery.
-var retryScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[3]) == 0 then
-  return 0
-end
-redis.call('HINCRBY', KEYS[3], 'a', 1)
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return 1
-`)
 
 // Retry puts claimed delivery d back, due at at, with one more attempt
 // counted.
 func (q *Queue) Retry(ctx context.Context, d *Delivery, at time.Time) error {
-	p := prefix(d.Receiver)
-	if err := retryScript.Run(ctx, q.rdb, []string{p + "due", p + "leases", p + "d:" + d.ID}, d.ID, at.UnixMilli()).Err(); err != nil {
-		return fmt.Errorf("retry %s: %w", d.ID, err)
-	}
-	return nil
+	return q.Settle(ctx, d.Receiver, []Settlement{{Delivery: d, Outcome: Retried, At: at}})
 }
 
 // cancelScript drops every delivery chasing one part (KEYS[4], a set of
@@ -263,4 +224,79 @@ func (q *Queue) Next(ctx context.Context, receiver string) (time.Time, bool, err
 		return time.Time{}, false, err
 	}
 	return time.UnixMilli(int64(res[0].Score)), true, nil
+}
+
+// Outcomes a worker settles a claimed delivery with.
+const (
+	// Delivered: it leaves the queue and is remembered as done (also for
+	// what was failed over or given up on).
+	Delivered = iota + 1
+	// Retried: it goes back, due at At, with one more attempt counted.
+	Retried
+	// Released: it goes back, due at At, as if it had never been claimed
+	// (the worker stopped before trying it).
+	Released
+)
+
+// Settlement is what became of one claimed delivery.
+type Settlement struct {
+	Delivery *Delivery
+	Outcome  int
+	// At is when a retried or released delivery is due again.
+	At time.Time
+}
+
+// settleScript settles claimed deliveries of one receiver. KEYS: due,
+// leases; ARGV: key prefix, done TTL seconds, then per delivery: outcome,
+// id, part key ("" for none), due ms.
+var settleScript = redis.NewScript(`
+local p, ttl = ARGV[1], ARGV[2]
+for i = 3, #ARGV, 4 do
+  local op, id, part, at = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]
+  local d = p .. 'd:' .. id
+  redis.call('ZREM', KEYS[2], id)
+  if op == '1' then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('DEL', d)
+    redis.call('SET', p .. 'done:' .. id, '1', 'EX', ttl)
+    if part ~= '' then
+      redis.call('SREM', part, id)
+    end
+  elseif redis.call('EXISTS', d) == 1 then
+    if op == '2' then
+      redis.call('HINCRBY', d, 'a', 1)
+    end
+    redis.call('ZADD', KEYS[1], at, id)
+  end
+end
+return 1
+`)
+
+// Settle settles claimed deliveries of receiver in one round trip. A
+// delivery cancelled while it was claimed stays cancelled.
+func (q *Queue) Settle(ctx context.Context, receiver string, s []Settlement) error {
+	if len(s) == 0 {
+		return nil
+	}
+	if !nameRE.MatchString(receiver) {
+		return ErrBadName
+	}
+	p := prefix(receiver)
+	args := make([]any, 0, 2+4*len(s))
+	args = append(args, p, int64(DoneTTL/time.Second))
+	for _, x := range s {
+		d := x.Delivery
+		if d.Receiver != receiver {
+			return fmt.Errorf("settle %s: a delivery of %s among those of %s", d.ID, d.Receiver, receiver)
+		}
+		part := ""
+		if x.Outcome == Delivered && d.StopOnAccept && d.CaseID != "" {
+			part = partKey(d.Receiver, d.CaseID, d.Department)
+		}
+		args = append(args, x.Outcome, d.ID, part, x.At.UnixMilli())
+	}
+	if err := settleScript.Run(ctx, q.rdb, []string{p + "due", p + "leases"}, args...).Err(); err != nil {
+		return fmt.Errorf("settle %d deliveries of %s: %w", len(s), receiver, err)
+	}
+	return nil
 }

@@ -98,3 +98,48 @@ func TestBadReceiverName(t *testing.T) {
 		t.Errorf("Enqueue = %v", err)
 	}
 }
+
+// One round trip settles a worker's batch: each delivery as it went.
+func TestSettle(t *testing.T) {
+	ctx := context.Background()
+	q := New(redistest.Start(t).Client)
+	for _, id := range []string{"a", "b", "c", "d"} {
+		q.Enqueue(ctx, delivery(id, 0, id == "a"))
+	}
+	got, err := q.Claim(ctx, "sms", t0, time.Minute, 10)
+	if err != nil || len(got) != 4 {
+		t.Fatalf("Claim = %d, %v", len(got), err)
+	}
+	by := map[string]*Delivery{}
+	for i := range got {
+		by[got[i].ID] = &got[i].Delivery
+	}
+	if n, _ := q.Cancel(ctx, "sms", "xuhui-01", "gas"); n != 1 {
+		t.Fatalf("Cancel = %d, want a", n)
+	}
+	err = q.Settle(ctx, "sms", []Settlement{
+		{Delivery: by["a"], Outcome: Retried, At: t0}, // cancelled meanwhile: stays so
+		{Delivery: by["b"], Outcome: Delivered},
+		{Delivery: by["c"], Outcome: Retried, At: t0.Add(time.Second)},
+		{Delivery: by["d"], Outcome: Released, At: t0},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = q.Claim(ctx, "sms", t0.Add(time.Second), time.Minute, 10)
+	attempts := map[string]int{}
+	for _, c := range got {
+		attempts[c.ID] = c.Attempts
+	}
+	if len(attempts) != 2 || attempts["c"] != 1 || attempts["d"] != 0 {
+		t.Errorf("claimed after settling: %v, want c tried once and d never", attempts)
+	}
+	if ok, _ := q.Enqueue(ctx, delivery("b", 0, false)); ok {
+		t.Error("a delivered delivery was queued again")
+	}
+	other := delivery("e", 0, false)
+	other.Receiver = "mail"
+	if err := q.Settle(ctx, "sms", []Settlement{{Delivery: other, Outcome: Delivered}}); err == nil {
+		t.Error("Settle took a delivery of another receiver")
+	}
+}
