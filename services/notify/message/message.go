@@ -76,8 +76,10 @@ type Person struct{ ID, Name, Phone, Email string }
 
 // Brief is one of several changes grouped into one message.
 type Brief struct {
-	Change, CaseID, Title string
-	At                    time.Time
+	Change string    `json:"change"`
+	CaseID string    `json:"case_id,omitempty"`
+	Title  string    `json:"title"`
+	At     time.Time `json:"at"`
 }
 
 // Rendered is a message ready for a receiver: a title and a text.

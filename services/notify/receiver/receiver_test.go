@@ -61,6 +61,13 @@ func TestWebhookSendsASignedCloudEvent(t *testing.T) {
 		got.ce["subject"] != "xuhui-01jz2g93z0ptff52h35j58yj80" || got.ce["source"] != "https://hub.example" {
 		t.Errorf("event %v", got.ce)
 	}
+	// A grouped message names every case it stands for: a department's
+	// system opens a work order for each.
+	data, _ := got.ce["data"].(map[string]any)
+	more, _ := data["more"].([]any)
+	if len(more) != 1 || more[0].(map[string]any)["case_id"] != "xuhui-01jz2g93z0ptff52h35j58yj81" || data["count"] != 2.0 {
+		t.Errorf("data of a grouped message: %v", data)
+	}
 	if ct := got.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/cloudevents+json") || got.header.Get(IdempotencyHeader) != "n-01" {
 		t.Errorf("headers %v", got.header)
 	}

@@ -65,7 +65,10 @@ type cloudEventData struct {
 	Text       string         `json:"text"`
 	Case       *message.Case  `json:"case,omitempty"`
 	Alert      *message.Alert `json:"alert,omitempty"`
-	Count      int            `json:"count,omitempty"`
+	// Count is how many changes the event stands for, and More the ones
+	// beyond the first when changes were grouped into one.
+	Count int             `json:"count,omitempty"`
+	More  []message.Brief `json:"more,omitempty"`
 }
 
 // Notify implements Notifier.
@@ -75,7 +78,7 @@ func (w *Webhook) Notify(ctx context.Context, n *Notification) error {
 		SpecVersion: "1.0", ID: n.ID, Source: w.Source, Time: m.At.UTC().Format(time.RFC3339Nano),
 		DataContentType: "application/json",
 		Data: cloudEventData{Change: m.Change, Department: m.Department.Code, Title: n.Rendered.Title, Text: n.Rendered.Text,
-			Case: m.Case, Alert: m.Alert, Count: m.Count},
+			Case: m.Case, Alert: m.Alert, Count: m.Count, More: m.More},
 	}
 	switch {
 	case m.Case != nil:
