@@ -121,10 +121,14 @@ func (d *Decider) Alert(a *cityhubv1.Alert) Decision {
 		District: d.district(a.GetDistrict()), Summary: a.GetSummary(), URL: d.baseURL + "/#alert=" + a.GetId(),
 	}}
 	var out Decision
+	var mb []byte
 	for _, t := range d.tree.Route(ch, at) {
 		for _, r := range t.Receivers {
+			if mb == nil {
+				mb = encode(m)
+			}
 			key := []string{"alert", a.GetId(), strconv.FormatInt(a.GetVersion(), 10), kind, t.Path, r}
-			out.Notifications = append(out.Notifications, notification(key, r, "", "", false, r+"|"+t.Path+"|alert", at.Add(t.Timing.GroupWait), t.Path, m))
+			out.Notifications = append(out.Notifications, notification(key, r, "", "", false, r+"|"+t.Path+"|alert", at.Add(t.Timing.GroupWait), t.Path, mb))
 		}
 	}
 	return out
@@ -135,10 +139,14 @@ func (d *Decider) Alert(a *cityhubv1.Alert) Decision {
 func (d *Decider) toReceivers(t route.Target, c *cityhubv1.Case, h *cityhubv1.Happening, m *message.Message, at time.Time, version int64) []*cityhubv1.Notification {
 	var out []*cityhubv1.Notification
 	chases := slices.Contains(config.DepartmentChanges, h.GetKind()) && h.GetDepartment() != ""
+	var mb []byte
+	if len(t.Receivers) > 0 {
+		mb = encode(m)
+	}
 	for _, r := range t.Receivers {
 		group := r + "|" + t.Path + "|" + h.GetKind() + "|" + h.GetDepartment()
 		key := []string{c.GetId(), strconv.FormatInt(version, 10), h.GetKind(), h.GetDepartment(), t.Path, r}
-		out = append(out, notification(key, r, c.GetId(), h.GetDepartment(), false, group, at.Add(t.Timing.GroupWait), t.Path, m))
+		out = append(out, notification(key, r, c.GetId(), h.GetDepartment(), false, group, at.Add(t.Timing.GroupWait), t.Path, mb))
 		if !chases || t.Timing.RepeatInterval <= 0 {
 			continue
 		}
@@ -146,7 +154,7 @@ func (d *Decider) toReceivers(t route.Target, c *cityhubv1.Case, h *cityhubv1.Ha
 			due := at.Add(time.Duration(k) * t.Timing.RepeatInterval)
 			rk := append(slices.Clone(key), "repeat", strconv.Itoa(k))
 			// Repeats go one by one (a group of their own) and stop on accept.
-			out = append(out, notification(rk, r, c.GetId(), h.GetDepartment(), true, "", due, t.Path, m))
+			out = append(out, notification(rk, r, c.GetId(), h.GetDepartment(), true, "", due, t.Path, mb))
 		}
 	}
 	return out
@@ -186,7 +194,7 @@ func (d *Decider) page(t route.Target, c *cityhubv1.Case, h *cityhubv1.Happening
 				pm.AckURL = d.link(c.GetId(), dept, p.ID, r, deadline(c, dept, due))
 			}
 			key := []string{c.GetId(), strconv.FormatInt(version, 10), h.GetKind(), dept, t.Path, "page", strconv.Itoa(i), p.ID, r}
-			out = append(out, notification(key, r, c.GetId(), dept, true, "", due, t.Path, &pm))
+			out = append(out, notification(key, r, c.GetId(), dept, true, "", due, t.Path, encode(&pm)))
 		}
 	}
 	return out
@@ -262,7 +270,7 @@ func (d *Decider) eventType(code string) message.Name {
 
 // notification builds one notification; its id is a hash of key, the
 // parts of the decision that make it this one.
-func notification(key []string, receiver, caseID, dept string, stopOnAccept bool, group string, due time.Time, path string, m *message.Message) *cityhubv1.Notification {
+func notification(key []string, receiver, caseID, dept string, stopOnAccept bool, group string, due time.Time, path string, m []byte) *cityhubv1.Notification {
 	h := sha256.New()
 	for _, k := range key {
 		h.Write([]byte(k))
@@ -272,9 +280,15 @@ func notification(key []string, receiver, caseID, dept string, stopOnAccept bool
 	if group == "" {
 		group = id
 	}
-	b, _ := json.Marshal(m)
 	return &cityhubv1.Notification{
 		Id: id, Receiver: receiver, CaseId: caseID, Department: dept, StopOnAccept: stopOnAccept,
-		Group: group, Due: timestamppb.New(due), Route: path, Message: b,
+		Group: group, Due: timestamppb.New(due), Route: path, Message: m,
 	}
+}
+
+// encode is the JSON a notification carries m as; a Message always
+// encodes.
+func encode(m *message.Message) []byte {
+	b, _ := json.Marshal(m)
+	return b
 }

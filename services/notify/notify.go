@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
@@ -81,6 +82,36 @@ type Service struct {
 	attemptLog *delivery.Log
 	engine     *delivery.Engine
 	ack        *ack.Handler
+	metrics    *metrics
+}
+
+type metrics struct {
+	decided   *prometheus.CounterVec
+	taken     prometheus.Counter
+	queued    prometheus.Counter
+	cancelled prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		decided: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "cityhub_notify_decided_total",
+			Help: "Notifications and cancels written to the outbox, by the stream whose change decided them (cases, alerts).",
+		}, []string{"stream"}),
+		taken: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_notify_outbox_taken_total",
+			Help: "Outbox messages applied to the delivery queue (redeliveries included).",
+		}),
+		queued: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_notify_queued_total",
+			Help: "Deliveries added to the queue (not counting those queued or done already).",
+		}),
+		cancelled: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_notify_cancelled_total",
+			Help: "Queued deliveries dropped because the part they chased was accepted or left the state.",
+		}),
+	}
 }
 
 // New checks opts, builds every receiver (resolving its secrets) and
@@ -108,7 +139,7 @@ func New(opts Options) (*Service, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
-	s := &Service{opts: opts, log: opts.Logger.With("component", "notify"), queue: queue.New(opts.Redis), attemptLog: delivery.NewLog(opts.Redis)}
+	s := &Service{opts: opts, log: opts.Logger.With("component", "notify"), queue: queue.New(opts.Redis), attemptLog: delivery.NewLog(opts.Redis), metrics: newMetrics(opts.Registerer)}
 	var link LinkFunc
 	if opts.AckKey != nil {
 		signer, err := ack.NewSigner(opts.AckKey)
@@ -190,43 +221,35 @@ func (s *Service) Run(ctx context.Context) error {
 	return err
 }
 
-func (s *Service) consumer(topic, group string, apply func(ctx context.Context, batch []stream.Record[kafka.Message]) error) (*stream.Consumer[kafka.Message], error) {
-	return stream.NewConsumer(stream.ConsumerOptions[kafka.Message]{
+// consumer consumes topic in group: decode turns each message into what
+// apply needs, in the consumer's fetching goroutine, so that the next
+// batch is decided while the last one is applied.
+func consumer[T any](s *Service, topic, group string, decode func(kafka.Message) (T, error), apply func(ctx context.Context, batch []stream.Record[T]) error) (*stream.Consumer[T], error) {
+	return stream.NewConsumer(stream.ConsumerOptions[T]{
 		Brokers: s.opts.Brokers, Topic: topic, Group: s.opts.GroupPrefix + group,
-		Decode:     func(m kafka.Message) (kafka.Message, error) { return m, nil },
-		Apply:      apply,
+		Decode: decode, Apply: apply, MaxBatch: maxBatch,
 		DeadLetter: s.opts.Writer, DeadLetterTopic: s.opts.Topics.EventsDLQ,
 		Logger: s.opts.Logger, Registerer: s.opts.Registerer,
 	})
 }
 
+// maxBatch bounds the messages a consumer of notify applies at once.
+const maxBatch = 2048
+
 // consumeCases decides on every case change and writes what it decided to
-// the outbox before the change is committed.
+// the outbox before the change is committed. A message that is not a case
+// change is dead-lettered.
 func (s *Service) consumeCases(ctx context.Context) error {
-	c, err := s.consumer(s.opts.Topics.Cases, GroupCases, func(ctx context.Context, batch []stream.Record[kafka.Message]) error {
-		var out []kafka.Message
-		rejected := stream.Rejected{}
-		for i, rec := range batch {
-			cc := new(cityhubv1.CaseChange)
-			if err := stream.Unmarshal(rec.Value, cc); err != nil || cc.GetCase().GetId() == "" {
-				rejected[i] = fmt.Errorf("not a case change: %v", err)
-				continue
-			}
-			msgs, err := s.outbox(s.decider.Case(cc))
-			if err != nil {
-				rejected[i] = err
-				continue
-			}
-			out = append(out, msgs...)
+	c, err := consumer(s, s.opts.Topics.Cases, GroupCases, func(m kafka.Message) ([]kafka.Message, error) {
+		cc := new(cityhubv1.CaseChange)
+		if err := stream.Unmarshal(m, cc); err != nil {
+			return nil, err
 		}
-		if err := s.opts.Writer.Write(ctx, out...); err != nil {
-			return err
+		if cc.GetCase().GetId() == "" {
+			return nil, errors.New("a case change without a case")
 		}
-		if len(rejected) > 0 {
-			return rejected
-		}
-		return nil
-	})
+		return s.outbox(s.decider.Case(cc))
+	}, s.writeOutbox(config.StreamCases))
 	if err != nil {
 		return err
 	}
@@ -235,25 +258,33 @@ func (s *Service) consumeCases(ctx context.Context) error {
 
 // consumeAlerts does for alerts what consumeCases does for cases.
 func (s *Service) consumeAlerts(ctx context.Context) error {
-	c, err := s.consumer(s.opts.Topics.Alerts, GroupAlerts, func(ctx context.Context, batch []stream.Record[kafka.Message]) error {
-		var out []kafka.Message
-		for _, rec := range batch {
-			a := new(cityhubv1.Alert)
-			if err := stream.Unmarshal(rec.Value, a); err != nil {
-				continue // dispatch dead-letters what it cannot read; nothing to tell here
-			}
-			msgs, err := s.outbox(s.decider.Alert(a))
-			if err != nil {
-				return stream.Permanent(err)
-			}
-			out = append(out, msgs...)
+	c, err := consumer(s, s.opts.Topics.Alerts, GroupAlerts, func(m kafka.Message) ([]kafka.Message, error) {
+		a := new(cityhubv1.Alert)
+		if err := stream.Unmarshal(m, a); err != nil {
+			return nil, nil // dispatch dead-letters what it cannot read; nothing to tell here
 		}
-		return s.opts.Writer.Write(ctx, out...)
-	})
+		return s.outbox(s.decider.Alert(a))
+	}, s.writeOutbox(config.StreamAlerts))
 	if err != nil {
 		return err
 	}
 	return c.Run(ctx)
+}
+
+// writeOutbox writes a batch's decisions to the outbox, all of them
+// acknowledged before the batch is committed.
+func (s *Service) writeOutbox(stream_ string) func(ctx context.Context, batch []stream.Record[[]kafka.Message]) error {
+	return func(ctx context.Context, batch []stream.Record[[]kafka.Message]) error {
+		var out []kafka.Message
+		for _, rec := range batch {
+			out = append(out, rec.Value...)
+		}
+		if err := s.opts.Writer.Write(ctx, out...); err != nil {
+			return err
+		}
+		s.metrics.decided.WithLabelValues(stream_).Add(float64(len(out)))
+		return nil
+	}
 }
 
 // outbox encodes a decision for city.notifications.v1, keyed by case (or
@@ -282,26 +313,35 @@ func (s *Service) outbox(d Decision) ([]kafka.Message, error) {
 }
 
 // consumeOutbox queues what the outbox holds, and applies its cancels, in
-// order per case.
+// order per case: a batch of the topic is one round trip to Redis. A
+// message that is not a notification this hub can deliver is
+// dead-lettered.
 func (s *Service) consumeOutbox(ctx context.Context) error {
-	c, err := s.consumer(s.opts.Topics.Notifications, GroupOutbox, func(ctx context.Context, batch []stream.Record[kafka.Message]) error {
-		rejected := stream.Rejected{}
-		for i, rec := range batch {
-			n := new(cityhubv1.Notification)
-			if err := stream.Unmarshal(rec.Value, n); err != nil {
-				rejected[i] = err
-				continue
-			}
-			if err := s.take(ctx, n); err != nil {
-				if errors.Is(err, errBadNotification) {
-					rejected[i] = err
-					continue
-				}
-				return err
+	c, err := consumer(s, s.opts.Topics.Notifications, GroupOutbox, func(m kafka.Message) (taken, error) {
+		n := new(cityhubv1.Notification)
+		if err := stream.Unmarshal(m, n); err != nil {
+			return taken{}, err
+		}
+		t := taken{receiver: n.GetReceiver(), cancel: n.GetCancel()}
+		return t, s.take(&t.ops, n)
+	}, func(ctx context.Context, batch []stream.Record[taken]) error {
+		var qb queue.Batch
+		wake := map[string]bool{}
+		for _, rec := range batch {
+			qb.Append(&rec.Value.ops)
+			if !rec.Value.cancel {
+				wake[rec.Value.receiver] = true
 			}
 		}
-		if len(rejected) > 0 {
-			return rejected
+		applied, err := s.queue.Apply(ctx, &qb)
+		if err != nil {
+			return err
+		}
+		s.metrics.queued.Add(float64(applied.Queued))
+		s.metrics.cancelled.Add(float64(applied.Cancelled))
+		s.metrics.taken.Add(float64(len(batch)))
+		for r := range wake {
+			s.engine.Wake(r)
 		}
 		return nil
 	})
@@ -311,14 +351,21 @@ func (s *Service) consumeOutbox(ctx context.Context) error {
 	return c.Run(ctx)
 }
 
+// taken is an outbox message ready to apply to the queue.
+type taken struct {
+	ops      queue.Batch
+	receiver string
+	cancel   bool
+}
+
 var errBadNotification = errors.New("not a notification this hub can deliver")
 
-// take queues n, or applies it when it is a cancel.
-func (s *Service) take(ctx context.Context, n *cityhubv1.Notification) error {
+// take adds n to b: its delivery, or the cancels it stands for.
+func (s *Service) take(b *queue.Batch, n *cityhubv1.Notification) error {
 	if n.GetCancel() {
 		for i := range s.opts.Config.Receivers {
-			if _, err := s.queue.Cancel(ctx, s.opts.Config.Receivers[i].Name, n.GetCaseId(), n.GetDepartment()); err != nil {
-				return err
+			if err := b.Cancel(s.opts.Config.Receivers[i].Name, n.GetCaseId(), n.GetDepartment()); err != nil {
+				return fmt.Errorf("%w: %v", errBadNotification, err)
 			}
 		}
 		return nil
@@ -334,10 +381,9 @@ func (s *Service) take(ctx context.Context, n *cityhubv1.Notification) error {
 		ID: n.GetId(), Receiver: n.GetReceiver(), CaseID: n.GetCaseId(), Department: n.GetDepartment(),
 		StopOnAccept: n.GetStopOnAccept(), Group: n.GetGroup(), Due: n.GetDue().AsTime(), Message: m, Route: n.GetRoute(),
 	}
-	if _, err := s.queue.Enqueue(ctx, d); err != nil {
-		return err
+	if err := b.Enqueue(d); err != nil {
+		return fmt.Errorf("%w: %v", errBadNotification, err)
 	}
-	s.engine.Wake(d.Receiver)
 	return nil
 }
 

@@ -166,79 +166,9 @@ func (w *watching) MustRegister(cs ...prometheus.Collector) {
 // runRaw consumes every event with a bare group reader and returns how
 // long that took.
 func runRaw(b *testing.B, k *kafkatest.Cluster) time.Duration {
-	b.Helper()
-	const maxBatch = ruler.MaxBatch
-	start := time.Now()
-	// The configuration of stream.Consumer's reader.
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:               k.Brokers,
-		GroupID:               kafkatest.Group("bench-raw"),
-		Topic:                 k.Topics.Events,
-		MinBytes:              1,
-		MaxBytes:              16 << 20,
-		MaxWait:               250 * time.Millisecond,
-		CommitInterval:        time.Second,
-		StartOffset:           kafka.FirstOffset,
-		WatchPartitionChanges: true,
+	return kafkatest.ConsumeRaw(b, k.Brokers, k.Topics.Events, stageEvents, ruler.MaxBatch, func(m kafka.Message) error {
+		return stream.Unmarshal(m, &cityhubv1.Event{})
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	// As stream.Consumer does: one goroutine fetches and decodes, the loop
-	// takes what has arrived as a batch.
-	msgs := make(chan kafka.Message, 4*maxBatch)
-	fetchCtx, stopFetch := context.WithCancel(ctx)
-	go func() {
-		defer close(msgs)
-		for {
-			m, err := r.FetchMessage(fetchCtx)
-			if err != nil {
-				return
-			}
-			ev := &cityhubv1.Event{}
-			if err := stream.Unmarshal(m, ev); err != nil {
-				b.Error(err)
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-fetchCtx.Done():
-				return
-			}
-		}
-	}()
-	batch := make([]kafka.Message, 0, maxBatch)
-	n := 0
-	for n < stageEvents {
-		m, ok := <-msgs
-		if !ok {
-			b.Fatalf("raw consumer stopped after %d events: %v", n, ctx.Err())
-		}
-		batch = append(batch[:0], m)
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, m)
-			default:
-				break fill
-			}
-		}
-		if err := r.CommitMessages(ctx, batch...); err != nil {
-			b.Fatal(err)
-		}
-		n += len(batch)
-	}
-	elapsed := time.Since(start)
-	stopFetch()
-	for range msgs {
-	}
-	if err := r.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return elapsed
 }
 
 // stageWorkload returns n events of every type of the catalog from every

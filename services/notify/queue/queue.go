@@ -85,14 +85,15 @@ func partKey(receiver, caseID, dept string) string {
 var ErrBadName = errors.New("queue: bad receiver name")
 
 // enqueueScript adds a delivery unless it is queued or done already.
-// KEYS: due, delivery, done, part (or "" for none); ARGV: id, due ms, JSON.
+// KEYS: due, delivery, done, and the part when it chases one; ARGV: id,
+// due ms, JSON.
 var enqueueScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
 redis.call('HSET', KEYS[2], 'd', ARGV[3], 'a', 0)
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-if KEYS[4] ~= '' then
+if KEYS[4] then
   redis.call('SADD', KEYS[4], ARGV[1])
 end
 return 1
@@ -101,24 +102,127 @@ return 1
 // Enqueue adds d, due at d.Due. It reports false when d is queued or was
 // delivered already (its id is the same decision made again).
 func (q *Queue) Enqueue(ctx context.Context, d *Delivery) (bool, error) {
-	if !nameRE.MatchString(d.Receiver) {
-		return false, ErrBadName
-	}
-	b, err := json.Marshal(d)
-	if err != nil {
+	var b Batch
+	if err := b.Enqueue(d); err != nil {
 		return false, err
 	}
-	p := prefix(d.Receiver)
-	part := ""
-	if d.StopOnAccept && d.CaseID != "" {
-		part = partKey(d.Receiver, d.CaseID, d.Department)
+	n, err := q.Apply(ctx, &b)
+	return n.Queued == 1, err
+}
+
+// Cancel drops the deliveries of receiver that chase the part of dept in
+// caseID (paging steps, repeats): it was accepted, or the case left the
+// state they chase. A worker holding one of them finds it gone when it
+// reports (Done and Retry of a cancelled delivery change nothing).
+func (q *Queue) Cancel(ctx context.Context, receiver, caseID, dept string) (int, error) {
+	var b Batch
+	if err := b.Cancel(receiver, caseID, dept); err != nil {
+		return 0, err
 	}
-	n, err := enqueueScript.Run(ctx, q.rdb, []string{p + "due", p + "d:" + d.ID, p + "done:" + d.ID, part},
-		d.ID, d.Due.UnixMilli(), b).Int()
+	n, err := q.Apply(ctx, &b)
+	return n.Cancelled, err
+}
+
+// A Batch gathers enqueues and cancels, to be applied in one round trip
+// and in their order: a cancel drops what an enqueue before it added.
+type Batch struct {
+	ops []op
+}
+
+type op struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+	what   string
+	cancel bool
+}
+
+// Append adds o's operations to b, after b's own.
+func (b *Batch) Append(o *Batch) { b.ops = append(b.ops, o.ops...) }
+
+// Len returns how many operations b holds.
+func (b *Batch) Len() int { return len(b.ops) }
+
+// Enqueue adds d to b: queued at d.Due unless it is queued or done.
+func (b *Batch) Enqueue(d *Delivery) error {
+	if !nameRE.MatchString(d.Receiver) {
+		return ErrBadName
+	}
+	js, err := json.Marshal(d)
 	if err != nil {
-		return false, fmt.Errorf("enqueue %s for %s: %w", d.ID, d.Receiver, err)
+		return err
 	}
-	return n == 1, nil
+	p := prefix(d.Receiver)
+	keys := []string{p + "due", p + "d:" + d.ID, p + "done:" + d.ID}
+	if d.StopOnAccept && d.CaseID != "" {
+		keys = append(keys, partKey(d.Receiver, d.CaseID, d.Department))
+	}
+	b.ops = append(b.ops, op{script: enqueueScript, keys: keys, args: []any{d.ID, d.Due.UnixMilli(), js}, what: "enqueue " + d.ID + " for " + d.Receiver})
+	return nil
+}
+
+// Cancel adds to b the cancel of what receiver has queued to chase the
+// part of dept in caseID.
+func (b *Batch) Cancel(receiver, caseID, dept string) error {
+	if !nameRE.MatchString(receiver) {
+		return ErrBadName
+	}
+	p := prefix(receiver)
+	b.ops = append(b.ops, op{script: cancelScript, keys: []string{p + "due", p + "leases", partKey(receiver, caseID, dept)},
+		args: []any{p, int64(DoneTTL / time.Second)}, what: "cancel deliveries of " + caseID + " " + dept + " for " + receiver, cancel: true})
+	return nil
+}
+
+// Applied counts what a batch did.
+type Applied struct {
+	// Queued counts deliveries added; the others were queued or done
+	// already.
+	Queued int
+	// Cancelled counts deliveries dropped.
+	Cancelled int
+}
+
+// Apply applies b in one pipelined round trip. Applying a batch again
+// changes nothing more: it may be retried whole after an error.
+func (q *Queue) Apply(ctx context.Context, b *Batch) (Applied, error) {
+	var n Applied
+	if len(b.ops) == 0 {
+		return n, nil
+	}
+	run := func(load bool) ([]*redis.Cmd, error) {
+		pipe := q.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(b.ops))
+		for i, o := range b.ops {
+			if load {
+				cmds[i] = o.script.Eval(ctx, pipe, o.keys, o.args...)
+			} else {
+				cmds[i] = o.script.EvalSha(ctx, pipe, o.keys, o.args...)
+			}
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := run(false)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// The scripts are not loaded (a new or restarted server): send
+		// them whole this once; later batches find them cached.
+		cmds, err = run(true)
+	}
+	for i, c := range cmds {
+		v, cerr := c.Int()
+		if cerr != nil {
+			return n, fmt.Errorf("%s: %w", b.ops[i].what, cerr)
+		}
+		if b.ops[i].cancel {
+			n.Cancelled += v
+		} else {
+			n.Queued += v
+		}
+	}
+	if err != nil {
+		return n, fmt.Errorf("queue: %w", err)
+	}
+	return n, nil
 }
 
 // claimScript leases up to ARGV[3] deliveries — expired leases first, then
@@ -199,22 +303,6 @@ end
 redis.call('DEL', KEYS[3])
 return #ids
 `)
-
-// Cancel drops the deliveries of receiver that chase the part of dept in
-// caseID (paging steps, repeats): it was accepted, or the case left the
-// state they chase. A worker holding one of them finds it gone when it
-// reports (Done and Retry of a cancelled delivery change nothing).
-func (q *Queue) Cancel(ctx context.Context, receiver, caseID, dept string) (int, error) {
-	if !nameRE.MatchString(receiver) {
-		return 0, ErrBadName
-	}
-	p := prefix(receiver)
-	n, err := cancelScript.Run(ctx, q.rdb, []string{p + "due", p + "leases", partKey(receiver, caseID, dept)}, p, int64(DoneTTL/time.Second)).Int()
-	if err != nil {
-		return 0, fmt.Errorf("cancel deliveries of %s %s: %w", caseID, dept, err)
-	}
-	return n, nil
-}
 
 // Next returns when the next delivery of receiver is due, or false when
 // none is queued.

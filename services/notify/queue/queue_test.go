@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,5 +142,46 @@ func TestSettle(t *testing.T) {
 	other.Receiver = "mail"
 	if err := q.Settle(ctx, "sms", []Settlement{{Delivery: other, Outcome: Delivered}}); err == nil {
 		t.Error("Settle took a delivery of another receiver")
+	}
+}
+
+// A batch applies in order, in one round trip, and works on a server that
+// has not seen the scripts yet.
+func TestBatch(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Start(t).Client
+	q := New(rdb)
+	var b Batch
+	for _, d := range []*Delivery{delivery("step-1", 0, true), delivery("info", 0, false), delivery("info", 0, false)} {
+		if err := b.Enqueue(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Cancel("sms", "xuhui-01", "gas"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Enqueue(delivery("step-2", 0, true)); err != nil { // after the cancel: stays
+		t.Fatal(err)
+	}
+	if err := b.Cancel("{x}", "xuhui-01", "gas"); err != ErrBadName {
+		t.Errorf("a cancel for a bad receiver name: %v", err)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := q.Apply(ctx, &b)
+	if err != nil || n.Queued != 3 || n.Cancelled != 1 {
+		t.Fatalf("Apply = %+v, %v; want 3 queued, 1 cancelled", n, err)
+	}
+	got, _ := q.Claim(ctx, "sms", t0, time.Minute, 10)
+	var ids []string
+	for _, c := range got {
+		ids = append(ids, c.ID)
+	}
+	if strings.Join(ids, " ") != "info step-2" {
+		t.Errorf("queued after the batch: %v, want info step-2", ids)
+	}
+	if n, err := q.Apply(ctx, &b); err != nil || n.Queued != 0 {
+		t.Errorf("the batch again = %+v, %v; want nothing more queued", n, err)
 	}
 }
