@@ -2,11 +2,16 @@ package notify
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,9 +51,17 @@ type Options struct {
 	GroupPrefix string
 	Redis       redis.UniversalClient
 	// Writer writes the outbox and the dead letters.
-	Writer  *stream.Writer
-	Config  *config.Config
-	Catalog *catalog.Catalog
+	Writer *stream.Writer
+	// Config is notify.yaml as loaded at start.
+	Config *config.Config
+	// ConfigPath, when set, is the file Config came from: it is read again
+	// when it changes (checked every PollInterval) and the new config
+	// takes over — or, when it is refused, the running one stays.
+	ConfigPath string
+	// PollInterval is how often ConfigPath is checked; 5s when zero,
+	// never when negative.
+	PollInterval time.Duration
+	Catalog      *catalog.Catalog
 	// Calendar answers the routes' time conditions.
 	Calendar route.Calendar
 	// Cases answers whether a caller may see a case, for its notifications.
@@ -77,7 +90,10 @@ type Options struct {
 type Service struct {
 	opts       Options
 	log        *slog.Logger
-	decider    *Decider
+	link       LinkFunc
+	cur        atomic.Pointer[current]
+	reloadMu   sync.Mutex // serialises reloads
+	hash       string     // of ConfigPath's content at the last reload, under reloadMu
 	queue      *queue.Queue
 	attemptLog *delivery.Log
 	engine     *delivery.Engine
@@ -85,16 +101,33 @@ type Service struct {
 	metrics    *metrics
 }
 
+// current is the config the service runs with now, and what is built
+// from it.
+type current struct {
+	cfg     *config.Config
+	decider *Decider
+}
+
 type metrics struct {
-	decided   *prometheus.CounterVec
-	taken     prometheus.Counter
-	queued    prometheus.Counter
-	cancelled prometheus.Counter
+	reloads    *prometheus.CounterVec
+	reloadedOK prometheus.Gauge
+	decided    *prometheus.CounterVec
+	taken      prometheus.Counter
+	queued     prometheus.Counter
+	cancelled  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
+		reloads: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "cityhub_notify_config_reloads_total",
+			Help: "Reloads of notify.yaml, by result (success, failure).",
+		}, []string{"result"}),
+		reloadedOK: f.NewGauge(prometheus.GaugeOpts{
+			Name: "cityhub_notify_config_last_reload_successful",
+			Help: "Whether the last reload of notify.yaml succeeded (1) or was refused, the running config staying (0).",
+		}),
 		decided: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "cityhub_notify_decided_total",
 			Help: "Notifications and cancels written to the outbox, by the stream whose change decided them (cases, alerts).",
@@ -153,11 +186,20 @@ func New(opts Options) (*Service, error) {
 			s.ack = &ack.Handler{Signer: signer, Cases: opts.Cases, Redis: opts.Redis, Catalog: opts.Catalog, Now: opts.Now, Logger: s.log}
 		}
 	}
-	s.decider = NewDecider(opts.Config, opts.Catalog, opts.Calendar, opts.Catalog.WorkCalendar().Location(), link, opts.BaseURL)
-	receivers, err := s.receivers()
+	s.link = link
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 5 * time.Second
+		s.opts.PollInterval = opts.PollInterval
+	}
+	if opts.ConfigPath != "" {
+		s.hash = fileHash(opts.ConfigPath)
+	}
+	s.metrics.reloadedOK.Set(1)
+	receivers, err := s.receivers(opts.Config)
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
+	s.cur.Store(s.current(opts.Config))
 	s.engine, err = delivery.New(delivery.Options{
 		Queue: s.queue, Log: s.attemptLog, Receivers: receivers, DeadLetter: s.deadLetter,
 		Now: opts.Now, Logger: opts.Logger, Registerer: opts.Registerer,
@@ -168,13 +210,17 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
-// receivers builds the notifier and template of every receiver.
-func (s *Service) receivers() (map[string]*delivery.Receiver, error) {
+func (s *Service) current(cfg *config.Config) *current {
+	return &current{cfg: cfg, decider: NewDecider(cfg, s.opts.Catalog, s.opts.Calendar, s.opts.Catalog.WorkCalendar().Location(), s.link, s.opts.BaseURL)}
+}
+
+// receivers builds the notifier and template of every receiver of cfg.
+func (s *Service) receivers(cfg *config.Config) (map[string]*delivery.Receiver, error) {
 	out := map[string]*delivery.Receiver{}
 	var errs []error
-	for i := range s.opts.Config.Receivers {
-		r := &s.opts.Config.Receivers[i]
-		tpl, err := templateOf(s.opts.Config, r)
+	for i := range cfg.Receivers {
+		r := &cfg.Receivers[i]
+		tpl, err := templateOf(cfg, r)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -201,6 +247,74 @@ func templateOf(cfg *config.Config, r *config.Receiver) (*message.Template, erro
 	return message.Default(cfg.Defaults.Language, r.Kind())
 }
 
+// Reload reads ConfigPath again and, when it is valid — every receiver
+// built, every secret resolved — runs with it from the next change on.
+// When it is refused the running config stays, and the error lists every
+// problem with its place in the file.
+func (s *Service) Reload(ctx context.Context) error {
+	if s.opts.ConfigPath == "" {
+		return errors.New("notify: no config file to reload")
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	s.hash = fileHash(s.opts.ConfigPath)
+	err := s.reload()
+	if err != nil {
+		s.metrics.reloads.WithLabelValues("failure").Inc()
+		s.metrics.reloadedOK.Set(0)
+		s.log.Error("notify.yaml refused; the running config stays", "path", s.opts.ConfigPath, "err", err)
+		return err
+	}
+	s.metrics.reloads.WithLabelValues("success").Inc()
+	s.metrics.reloadedOK.Set(1)
+	s.log.Info("notify.yaml reloaded", "path", s.opts.ConfigPath)
+	return nil
+}
+
+func (s *Service) reload() error {
+	cfg, err := config.Load(s.opts.ConfigPath, s.opts.Catalog)
+	if err != nil {
+		return err
+	}
+	receivers, err := s.receivers(cfg)
+	if err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	s.engine.SetReceivers(receivers)
+	s.cur.Store(s.current(cfg))
+	return nil
+}
+
+// watch reloads the config when its file changes, until ctx ends.
+func (s *Service) watch(ctx context.Context) error {
+	t := time.NewTicker(s.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			s.reloadMu.Lock()
+			changed := fileHash(s.opts.ConfigPath) != s.hash
+			s.reloadMu.Unlock()
+			if changed {
+				s.Reload(ctx) // logged and counted; a refused file leaves the running config
+			}
+		}
+	}
+}
+
+// fileHash returns a hash of path's content, or of the error reading it,
+// so that a file fixed after a failure counts as a change.
+func fileHash(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
 // Inbox returns the inbox the service writes to.
 func (s *Service) Inbox() *receiver.Inbox { return s.opts.Inbox }
 
@@ -208,6 +322,9 @@ func (s *Service) Inbox() *receiver.Inbox { return s.opts.Inbox }
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	consumers := []func(context.Context) error{s.consumeCases, s.consumeOutbox, s.engine.Run}
+	if s.opts.ConfigPath != "" && s.opts.PollInterval > 0 {
+		consumers = append(consumers, s.watch)
+	}
 	if s.opts.Topics.Alerts != "" {
 		consumers = append(consumers, s.consumeAlerts)
 	}
@@ -248,7 +365,7 @@ func (s *Service) consumeCases(ctx context.Context) error {
 		if cc.GetCase().GetId() == "" {
 			return nil, errors.New("a case change without a case")
 		}
-		return s.outbox(s.decider.Case(cc))
+		return s.outbox(s.cur.Load().decider.Case(cc))
 	}, s.writeOutbox(config.StreamCases))
 	if err != nil {
 		return err
@@ -263,7 +380,7 @@ func (s *Service) consumeAlerts(ctx context.Context) error {
 		if err := stream.Unmarshal(m, a); err != nil {
 			return nil, nil // dispatch dead-letters what it cannot read; nothing to tell here
 		}
-		return s.outbox(s.decider.Alert(a))
+		return s.outbox(s.cur.Load().decider.Alert(a))
 	}, s.writeOutbox(config.StreamAlerts))
 	if err != nil {
 		return err
@@ -362,15 +479,16 @@ var errBadNotification = errors.New("not a notification this hub can deliver")
 
 // take adds n to b: its delivery, or the cancels it stands for.
 func (s *Service) take(b *queue.Batch, n *cityhubv1.Notification) error {
+	cfg := s.cur.Load().cfg
 	if n.GetCancel() {
-		for i := range s.opts.Config.Receivers {
-			if err := b.Cancel(s.opts.Config.Receivers[i].Name, n.GetCaseId(), n.GetDepartment()); err != nil {
+		for i := range cfg.Receivers {
+			if err := b.Cancel(cfg.Receivers[i].Name, n.GetCaseId(), n.GetDepartment()); err != nil {
 				return fmt.Errorf("%w: %v", errBadNotification, err)
 			}
 		}
 		return nil
 	}
-	if _, ok := s.opts.Config.Receiver(n.GetReceiver()); !ok || n.GetId() == "" {
+	if _, ok := cfg.Receiver(n.GetReceiver()); !ok || n.GetId() == "" {
 		return fmt.Errorf("%w: receiver %q", errBadNotification, n.GetReceiver())
 	}
 	m := new(message.Message)

@@ -242,7 +242,7 @@ func newNotify(opts Options, info Info, in *infra, svcs *services, cat *catalog.
 	}
 	return notify.New(notify.Options{
 		Brokers: in.brokers, Topics: in.topics, Redis: in.rdb, Writer: svcs.writer,
-		Config: cfg, Catalog: cat, Calendar: cal, Cases: svcs.dispatch.Cases(), Verifier: verifier,
+		Config: cfg, ConfigPath: path, Catalog: cat, Calendar: cal, Cases: svcs.dispatch.Cases(), Verifier: verifier,
 		BaseURL: info.URL, AckKey: ackKey, Dev: (info.EmbeddedKafka || info.EmbeddedRedis) && !opts.NotifyLive,
 		Logger: opts.Logger, Registerer: svcs.reg,
 	})

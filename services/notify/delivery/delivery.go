@@ -113,15 +113,20 @@ func (o *Options) defaults() {
 
 // Engine delivers the queued notifications of every receiver.
 type Engine struct {
-	opts     Options
-	log      *slog.Logger
-	metrics  *metrics
-	breakers map[string]*Breaker
-	wake     map[string]chan struct{}
-	rnd      func() float64
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	rnd     func() float64
 
-	mu     sync.Mutex
-	paused map[string]pause // by receiver
+	mu        sync.Mutex
+	receivers map[string]*Receiver
+	breakers  map[string]*Breaker
+	wake      map[string]chan struct{}
+	paused    map[string]pause // by receiver
+	// While Run runs: its context, and the workers' stops by receiver.
+	running context.Context
+	workers map[string]context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // pause holds a receiver back after failures that may pass.
@@ -149,6 +154,7 @@ func New(opts Options) (*Engine, error) {
 		breakers: map[string]*Breaker{},
 		wake:     map[string]chan struct{}{},
 		paused:   map[string]pause{},
+		workers:  map[string]context.CancelFunc{},
 		rnd:      rand.Float64,
 		metrics: &metrics{
 			deliveries: f.NewCounterVec(prometheus.CounterOpts{
@@ -166,18 +172,59 @@ func New(opts Options) (*Engine, error) {
 			}, []string{"receiver"}),
 		},
 	}
-	for name := range opts.Receivers {
-		e.breakers[name] = &Breaker{Threshold: opts.BreakerThreshold, Cooldown: opts.BreakerCooldown}
-		e.wake[name] = make(chan struct{}, 1)
-		e.metrics.breaker.WithLabelValues(name).Set(0)
-	}
+	e.SetReceivers(opts.Receivers)
 	return e, nil
+}
+
+// SetReceivers replaces the receivers the engine delivers to (a reloaded
+// notify.yaml): a new receiver gets a worker, a removed one's worker stops
+// — what is queued for it waits in Redis for a receiver of its name — and
+// a receiver kept by name keeps its breaker and its pause.
+func (e *Engine) SetReceivers(rs map[string]*Receiver) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for name, stop := range e.workers {
+		if _, ok := rs[name]; !ok {
+			stop()
+			delete(e.workers, name)
+		}
+	}
+	for name := range e.receivers {
+		if _, ok := rs[name]; !ok {
+			delete(e.breakers, name)
+			delete(e.wake, name)
+			delete(e.paused, name)
+			e.metrics.breaker.DeleteLabelValues(name)
+		}
+	}
+	e.receivers = rs
+	for name := range rs {
+		if _, ok := e.breakers[name]; !ok {
+			e.breakers[name] = &Breaker{Threshold: e.opts.BreakerThreshold, Cooldown: e.opts.BreakerCooldown}
+			e.wake[name] = make(chan struct{}, 1)
+			e.metrics.breaker.WithLabelValues(name).Set(0)
+		}
+		if e.running != nil && e.workers[name] == nil {
+			e.start(name)
+		}
+	}
+}
+
+// start starts receiver's worker; e.mu is held.
+func (e *Engine) start(name string) {
+	ctx, stop := context.WithCancel(e.running)
+	e.workers[name] = stop
+	wake := e.wake[name]
+	e.wg.Go(func() { e.work(ctx, name, wake) })
 }
 
 // Wake tells receiver's worker that something was queued for it, so that
 // it looks before its next poll.
 func (e *Engine) Wake(receiver string) {
-	if ch, ok := e.wake[receiver]; ok {
+	e.mu.Lock()
+	ch, ok := e.wake[receiver]
+	e.mu.Unlock()
+	if ok {
 		select {
 		case ch <- struct{}{}:
 		default:
@@ -185,18 +232,29 @@ func (e *Engine) Wake(receiver string) {
 	}
 }
 
-// Run runs one worker per receiver until ctx ends, and returns nil then.
+// Run runs one worker per receiver until ctx ends, and returns nil then,
+// once every worker has finished what it was sending.
 func (e *Engine) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for name := range e.opts.Receivers {
-		wg.Go(func() { e.work(ctx, name) })
+	e.mu.Lock()
+	if e.running != nil {
+		e.mu.Unlock()
+		return errors.New("delivery: the engine is running already")
 	}
-	wg.Wait()
+	e.running = ctx
+	for name := range e.receivers {
+		e.start(name)
+	}
+	e.mu.Unlock()
+	<-ctx.Done()
+	e.wg.Wait()
+	e.mu.Lock()
+	e.running, e.workers = nil, map[string]context.CancelFunc{}
+	e.mu.Unlock()
 	return nil
 }
 
 // work delivers receiver's deliveries until ctx ends.
-func (e *Engine) work(ctx context.Context, name string) {
+func (e *Engine) work(ctx context.Context, name string, wake <-chan struct{}) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -204,7 +262,7 @@ func (e *Engine) work(ctx context.Context, name string) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-e.wake[name]:
+		case <-wake:
 		}
 		wait, err := e.Step(ctx, name)
 		if err != nil && ctx.Err() == nil {
@@ -226,8 +284,12 @@ func (e *Engine) work(ctx context.Context, name string) {
 // ends: what is in flight is finished and settled, the rest released.
 // Everything the step settled is written in one round trip at its end.
 func (e *Engine) Step(ctx context.Context, name string) (time.Duration, error) {
-	r := e.opts.Receivers[name]
-	br := e.breakers[name]
+	e.mu.Lock()
+	r, br := e.receivers[name], e.breakers[name]
+	e.mu.Unlock()
+	if r == nil {
+		return e.opts.Poll, fmt.Errorf("delivery: no receiver %q", name)
+	}
 	now := e.opts.Now()
 	if until := e.pausedUntil(name); now.Before(until) {
 		return min(e.opts.Poll, until.Sub(now)), nil
@@ -246,7 +308,7 @@ func (e *Engine) Step(ctx context.Context, name string) (time.Duration, error) {
 	if err != nil {
 		return e.opts.Poll, err
 	}
-	st := &step{e: e, r: r, ctx: ctx}
+	st := &step{e: e, r: r, br: br, ctx: ctx}
 	st.run(lanes(groups(claimed)), max(1, r.Config.Parallel))
 	// Settle even when ctx has ended: what was sent must not be sent again.
 	flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -342,6 +404,7 @@ func mergeLanes(a, b [][]queue.Claimed) [][]queue.Claimed {
 type step struct {
 	e   *Engine
 	r   *Receiver
+	br  *Breaker
 	ctx context.Context
 	// stopped is set when a failure that may pass paused the receiver, or
 	// ctx ended: lanes stop and release what they have not tried.
@@ -381,7 +444,7 @@ func (st *step) lane(l [][]queue.Claimed) {
 			st.release(l[i:])
 			return
 		}
-		if st.e.breakers[st.r.Config.Name].State(st.e.opts.Now()) == Open {
+		if st.br.State(st.e.opts.Now()) == Open {
 			if st.r.Config.Fallback == "" {
 				st.release(l[i:])
 				return
@@ -444,7 +507,7 @@ func (st *step) deliver(group []queue.Claimed) bool {
 	}
 	took := time.Since(start)
 	e.metrics.seconds.WithLabelValues(name).Observe(took.Seconds())
-	br := e.breakers[name]
+	br := st.br
 	if err == nil {
 		br.Success()
 		e.mu.Lock()

@@ -419,3 +419,60 @@ func TestLanesKeepCasesTogether(t *testing.T) {
 		t.Errorf("lanes = %q, want %q", got, want)
 	}
 }
+
+// A reloaded notify.yaml adds and removes receivers while the engine runs:
+// a new one gets a worker, a removed one's deliveries wait for it.
+func TestSetReceivers(t *testing.T) {
+	h := newHarness(t, map[string]string{"a": ""}, nil)
+	h.clock = nil
+	h.e.opts.Now, h.e.opts.Poll = time.Now, 10*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- h.e.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Error(err)
+		}
+	}()
+	enqueue := func(r, id string) {
+		m := message.Sample()
+		d := &queue.Delivery{ID: id, Receiver: r, CaseID: "xuhui-01", Group: id, Due: time.Now(), Message: m}
+		if _, err := h.q.Enqueue(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		h.e.Wake(r)
+	}
+	waitFor := func(id string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, it := range h.inbox.Items() {
+				if it.ID == id {
+					return
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatalf("%s was not delivered", id)
+	}
+	enqueue("a", "a-1")
+	waitFor("a-1")
+	rs := map[string]*Receiver{"b": {Config: &config.Receiver{Name: "b", Timeout: time.Second, Parallel: 1}, Notifier: h.inbox, Template: template(t)}}
+	h.e.SetReceivers(rs)
+	enqueue("b", "b-1")
+	waitFor("b-1")
+	enqueue("a", "a-2")
+	time.Sleep(100 * time.Millisecond)
+	for _, it := range h.inbox.Items() {
+		if it.ID == "a-2" {
+			t.Fatal("a removed receiver still delivers")
+		}
+	}
+	if next, ok, _ := h.q.Next(ctx, "a"); !ok || next.IsZero() {
+		t.Error("a removed receiver's delivery left the queue")
+	}
+	rs["a"] = &Receiver{Config: &config.Receiver{Name: "a", Timeout: time.Second, Parallel: 1}, Notifier: h.inbox, Template: template(t)}
+	h.e.SetReceivers(rs)
+	waitFor("a-2")
+}

@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	svc, err := notify.New(notify.Options{
 		Brokers: b.Config.KafkaBrokers, Topics: b.Topics, Redis: rdb, Writer: w,
-		Config: cfg, Catalog: b.Catalog, Calendar: cal, Cases: cs, Verifier: b.Verifier, BaseURL: baseURL, AckKey: ackKey,
+		Config: cfg, ConfigPath: path, Catalog: b.Catalog, Calendar: cal, Cases: cs, Verifier: b.Verifier, BaseURL: baseURL, AckKey: ackKey,
 		Logger: b.Logger, Registerer: b.Registry,
 	})
 	if err != nil {
