@@ -10,9 +10,9 @@ replace (
 
 require (
 	github.com/cityhub/cityhub/frontend-stub v0.0.0-00010101000000-000000000000
-	github.com/cityhub/cityhub/proto v0.0.0-00010101000000-000000000000
+	github.com/cityhub/cityhub/proto v0.0.0
 	github.com/cityhub/cityhub/services/dispatch v0.0.0
-	github.com/cityhub/cityhub/services/platform v0.0.0-00010101000000-000000000000
+	github.com/cityhub/cityhub/services/platform v0.0.0
 	github.com/cityhub/cityhub/services/ruler v0.0.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/gorilla/websocket v1.5.3
@@ -39,11 +39,12 @@ require (
 	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
-	golang.org/x/sync v0.23.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 )
 
 replace (
 	github.com/cityhub/cityhub/services/dispatch => ../dispatch
+	github.com/cityhub/cityhub/services/notify => ../notify
 	github.com/cityhub/cityhub/services/ruler => ../ruler
 )

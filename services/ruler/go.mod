@@ -4,12 +4,15 @@ go 1.26.0
 
 replace (
 	github.com/cityhub/cityhub/proto => ../../proto
+	github.com/cityhub/cityhub/services/dispatch => ../dispatch
+	github.com/cityhub/cityhub/services/notify => ../notify
 	github.com/cityhub/cityhub/services/platform => ../platform
 )
 
 require (
-	github.com/cityhub/cityhub/proto v0.0.0-00010101000000-000000000000
-	github.com/cityhub/cityhub/services/platform v0.0.0-00010101000000-000000000000
+	github.com/cityhub/cityhub/proto v0.0.0
+	github.com/cityhub/cityhub/services/notify v0.0.0
+	github.com/cityhub/cityhub/services/platform v0.0.0
 	github.com/expr-lang/expr v1.17.8
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
@@ -24,6 +27,7 @@ require (
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/cityhub/cityhub/services/dispatch v0.0.0 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
@@ -36,7 +40,7 @@ require (
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
-	golang.org/x/sync v0.23.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 )

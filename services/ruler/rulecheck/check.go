@@ -7,7 +7,9 @@ import (
 	"slices"
 	"strings"
 
+	notifyconfig "github.com/cityhub/cityhub/services/notify/config"
 	"github.com/cityhub/cityhub/services/platform/catalog"
+	"github.com/cityhub/cityhub/services/platform/yamlfile"
 	"github.com/cityhub/cityhub/services/ruler/alerting"
 	"github.com/cityhub/cityhub/services/ruler/rulepack"
 	"github.com/cityhub/cityhub/services/ruler/ruletest"
@@ -57,8 +59,8 @@ func (d Diagnostic) String() string {
 type CheckResult struct {
 	Diagnostics []Diagnostic
 	// Packs are the packs that compiled, Rules their rules, Tests the test
-	// files that parsed.
-	Packs, Rules, Tests int
+	// files that parsed, Notify the notify.yaml files that loaded.
+	Packs, Rules, Tests, Notify int
 }
 
 // Errors returns the number of error diagnostics.
@@ -110,6 +112,14 @@ func Check(files Files, cat *catalog.Catalog) *CheckResult {
 		}
 		res.Tests++
 	}
+	for i, f := range files.Notify {
+		order[f] = len(files.Packs) + len(files.Tests) + i
+		if d := checkNotify(f, cat); len(d) > 0 {
+			res.Diagnostics = append(res.Diagnostics, d...)
+			continue
+		}
+		res.Notify++
+	}
 	slices.SortStableFunc(res.Diagnostics, func(a, b Diagnostic) int {
 		return cmp.Or(cmp.Compare(order[a.File], order[b.File]), cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Column, b.Pos.Column))
 	})
@@ -134,6 +144,29 @@ func checkPack(file string, cat *catalog.Catalog) (*rulepack.Pack, []Diagnostic)
 		return nil, fromErrors(file, err)
 	}
 	return p, nil
+}
+
+// checkNotify loads notify.yaml as the notify service would — routes,
+// receivers, rosters and templates against the catalog — without resolving
+// its secrets, which the checking machine need not have.
+func checkNotify(file string, cat *catalog.Catalog) []Diagnostic {
+	b, err := readLimited(file, notifyconfig.MaxFileBytes)
+	if err != nil {
+		return []Diagnostic{{File: file, Message: err.Error()}}
+	}
+	_, err = notifyconfig.Parse(file, b, cat)
+	if err == nil {
+		return nil
+	}
+	var ye yamlfile.Errors
+	if !errors.As(err, &ye) {
+		return []Diagnostic{{File: file, Message: err.Error()}}
+	}
+	out := make([]Diagnostic, len(ye))
+	for i, e := range ye {
+		out[i] = Diagnostic{File: e.File, Pos: rulepack.Pos{Line: e.Pos.Line, Column: e.Pos.Column}, Message: e.Err.Error()}
+	}
+	return out
 }
 
 // fromErrors turns the errors of rulepack into diagnostics.

@@ -137,3 +137,31 @@ func TestExpandSkipsTheCatalog(t *testing.T) {
 		t.Errorf("Expand = %+v", files)
 	}
 }
+
+// notify.yaml is found among the rules and checked as the notify service
+// loads it, every problem at its place.
+func TestCheckNotify(t *testing.T) {
+	dir := "../../notify/config/testdata"
+	cat, err := catalog.Load(filepath.Join(dir, "catalog.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := Expand([]string{filepath.Join(dir, "minimal.good.yaml"), filepath.Join(dir, "routes.bad.yaml")})
+	if err != nil || len(files.Notify) != 2 || len(files.Packs) != 0 {
+		t.Fatalf("Expand = %+v, %v; want two notify files", files, err)
+	}
+	res := Check(files, cat)
+	if res.Notify != 1 || res.Errors() == 0 {
+		t.Fatalf("Check: %d notify configs loaded, %d errors; want 1 and some", res.Notify, res.Errors())
+	}
+	for _, d := range res.Diagnostics {
+		if !strings.HasSuffix(d.File, "routes.bad.yaml") || d.Pos.Line == 0 || d.Pos.Column == 0 {
+			t.Errorf("diagnostic without its place in routes.bad.yaml: %v", d)
+		}
+	}
+	// The shipped rules directory holds one, and it is clean.
+	shipped, err := Expand([]string{"../../../rules"})
+	if err != nil || len(shipped.Notify) != 1 {
+		t.Fatalf("rules/: %+v, %v", shipped.Notify, err)
+	}
+}

@@ -29,7 +29,8 @@ Usage:
                      [--catalog FILE] [--format text|json] [--max-events N]
 
 A PATH is a file or a directory searched recursively for packs (YAML with
-a top-level "pack:") and test files (a top-level "tests:"). Without
+a top-level "pack:"), test files (a top-level "tests:") and notify.yaml
+(top-level "receivers:" and "routes:"), which check validates too. Without
 --catalog, the catalog is the first catalog.yaml found in the directory of
 the first PATH (or --pack) or in a directory above it.
 
@@ -114,8 +115,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rulecheck: %v\n", err)
 		return 1
 	}
-	if len(files.Packs)+len(files.Tests) == 0 {
-		fmt.Fprintf(stderr, "rulecheck: no packs or test files in %s\n", strings.Join(paths, ", "))
+	if len(files.Packs)+len(files.Tests)+len(files.Notify) == 0 {
+		fmt.Fprintf(stderr, "rulecheck: no packs, test files or notify.yaml in %s\n", strings.Join(paths, ", "))
 		return 1
 	}
 	cat, _, err := LoadCatalog(*catPath, paths)
@@ -127,8 +128,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	for _, d := range res.Diagnostics {
 		fmt.Fprintln(stdout, d)
 	}
-	fmt.Fprintf(stdout, "%d packs (%d rules), %d test files: %d errors, %d warnings\n",
-		len(files.Packs), res.Rules, len(files.Tests), res.Errors(), res.Warnings())
+	notify := ""
+	if len(files.Notify) > 0 {
+		notify = fmt.Sprintf(", %d notify configs", len(files.Notify))
+	}
+	fmt.Fprintf(stdout, "%d packs (%d rules), %d test files%s: %d errors, %d warnings\n",
+		len(files.Packs), res.Rules, len(files.Tests), notify, res.Errors(), res.Warnings())
 	if res.Errors() > 0 || (*strict && res.Warnings() > 0) {
 		return 1
 	}

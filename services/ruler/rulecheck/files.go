@@ -30,20 +30,24 @@ const (
 	PackFile
 	// TestFile has a top-level `tests:` key.
 	TestFile
+	// NotifyFile is notify.yaml: top-level `receivers:` and `routes:`.
+	NotifyFile
 )
 
 // Files are the packs and test files found under some paths, each list in
 // the order found.
 type Files struct {
-	Packs []string
-	Tests []string
+	Packs  []string
+	Tests  []string
+	Notify []string
 }
 
 // Expand finds the files that paths name. A file is taken as it is: as a
-// test file when it has a top-level `tests:` key, otherwise as a pack (so
-// that a pack too broken to classify still has its errors reported). A
-// directory is searched recursively, skipping hidden ones, for *.yaml and
-// *.yml files that are packs or test files; other YAML there, such as the
+// test file when it has a top-level `tests:` key, as notify.yaml when it
+// has `receivers:` and `routes:`, otherwise as a pack (so that a pack too
+// broken to classify still has its errors reported). A directory is
+// searched recursively, skipping hidden ones, for *.yaml and *.yml files
+// that are packs, test files or notify.yaml; other YAML there, such as the
 // catalog, is left alone.
 func Expand(paths []string) (Files, error) {
 	var out Files
@@ -59,6 +63,8 @@ func Expand(paths []string) (Files, error) {
 			out.Packs = append(out.Packs, path)
 		case TestFile:
 			out.Tests = append(out.Tests, path)
+		case NotifyFile:
+			out.Notify = append(out.Notify, path)
 		}
 	}
 	for _, p := range paths {
@@ -121,6 +127,8 @@ func classify(b []byte) Kind {
 		return PackFile
 	case hasKey(top, "tests"):
 		return TestFile
+	case hasKey(top, "receivers") && hasKey(top, "routes"):
+		return NotifyFile
 	}
 	return Other
 }
