@@ -72,6 +72,17 @@ export function escalation(c) {
 }
 
 /** caseFlags lists the badges of a case or of one part: [{key, text}]. */
+/** signedParts counts the parts of a dispatched case that their
+ * departments signed for (accepted, or already further), out of all: a case
+ * moves on to "accepted" only once every part is, and until then the wall
+ * shows how far it got. Null for a case of one part or none. */
+export function signedParts(c) {
+  const parts = c.parts || [];
+  if (parts.length < 2) return null;
+  const signed = parts.filter((p) => p.status && p.status !== 'new' && p.status !== 'dispatched').length;
+  return { signed, total: parts.length };
+}
+
 export function caseFlags(c) {
   const flags = [];
   const parts = c.parts || [];

@@ -7,7 +7,7 @@ import { t } from './i18n.js';
 import { takeToken, forget, claims, expired, api } from './session.js';
 import { Store, Feed, showConnection } from './live.js';
 import { OPEN_STATUSES, SEVERITIES } from './enums.js';
-import { SOON_MS, isOpen, dueOf, byUrgency, caseFlags, muted, dueCell, tick } from './cases.js';
+import { SOON_MS, isOpen, dueOf, byUrgency, caseFlags, signedParts, muted, dueCell, tick } from './cases.js';
 import { DistrictMap } from './map.js';
 import { $, el } from './dom.js';
 
@@ -138,7 +138,13 @@ function caseRow(c) {
   line.append(el('span', 'sev-mark sev-' + (c.severity || 'none')), document.createTextNode(c.title || c.id));
   for (const f of caseFlags(c)) line.append(el('span', `flag flag-${f.key}`, f.text));
   title.title = c.id;
-  title.append(line, el('div', 'sub', `${i18n.districtName(c.district)} · ${i18n.deptName(c.lead)}`));
+  let sub = `${i18n.districtName(c.district)} · ${i18n.deptName(c.lead)}`;
+  const signed = c.status === 'dispatched' ? signedParts(c) : null;
+  if (signed) {
+    tr.dataset.signed = `${signed.signed}/${signed.total}`;
+    sub += ' · ' + t('wall.signed', signed);
+  }
+  title.append(line, el('div', 'sub', sub));
   tr.append(due, title, el('td', 'status', i18n.statusName(c.status)));
   return tr;
 }

@@ -47,6 +47,25 @@ export function newestFirst(history) {
   return [...(history || [])].sort((a, b) => b.version - a.version);
 }
 
+/** attemptSummary is what one delivery attempt of a case's notification
+ * says: its outcome (sent, retrying, failed_over, dead) as a class, and the
+ * facts worth a line — receiver, person, the change it told of, the attempt
+ * number and why it failed. */
+export function attemptSummary(a) {
+  const facts = [a.receiver];
+  if (a.person) facts.push(a.person);
+  if (a.department) facts.push(i18n.deptName(a.department));
+  if (a.change) facts.push(i18n.has(`notify.change.${a.change}`) ? t(`notify.change.${a.change}`) : a.change);
+  if (a.attempt > 1) facts.push(t('notify.attempt', { n: a.attempt }));
+  const why = [];
+  if (a.status) why.push(String(a.status));
+  if (a.error) why.push(a.error);
+  if (a.fallback_to) why.push(t('notify.fallback', { to: a.fallback_to }));
+  if (a.retry_in_seconds) why.push(t('notify.retry_in', { s: Math.round(a.retry_in_seconds) }));
+  const outcome = i18n.has(`notify.outcome.${a.outcome}`) ? t(`notify.outcome.${a.outcome}`) : a.outcome;
+  return { cls: `outcome-${a.outcome}`, outcome, facts: facts.join(' · '), why: why.join(' · ') };
+}
+
 /** Detail shows one case at a time.
  *
  * Options: cases (the desk's Store, which takes every case read),
@@ -58,6 +77,7 @@ export class Detail {
     Object.assign(this, { cases, call, authFailed, actions, onLoaded });
     this.id = '';
     this.data = null; // the last answer of GET /v1/cases/{id}
+    this.attempts = null; // of GET /v1/cases/{id}/notifications; null: none to show
     this.seq = 0;
     this.timer = 0;
   }
@@ -68,6 +88,7 @@ export class Detail {
     if (this.id !== id) {
       this.id = id;
       this.data = null;
+      this.attempts = null;
       this.actions.reset();
       history.replaceState(null, '', location.pathname + location.search + hashWithCase(location.hash, id));
     }
@@ -84,7 +105,17 @@ export class Detail {
     try {
       const c = await this.call('GET', '/v1/cases/' + encodeURIComponent(id));
       if (seq !== this.seq || id !== this.id) return null;
+      // Who was told, through what, and whether it arrived. A hub without
+      // notifications answers 404: the section stays hidden.
+      let attempts = null;
+      try {
+        attempts = (await this.call('GET', '/v1/cases/' + encodeURIComponent(id) + '/notifications')).items || [];
+      } catch (err) {
+        if (this.authFailed(err)) return null;
+      }
+      if (seq !== this.seq || id !== this.id) return null;
       this.data = c;
+      this.attempts = attempts;
       this.cases.apply(c);
       this.render();
       this.onLoaded();
@@ -156,6 +187,7 @@ export class Detail {
     renderDeadlines(c);
     renderParts(c);
     renderHistory(c);
+    renderNotifications(this.attempts);
   }
 }
 
@@ -260,10 +292,35 @@ function renderHistory(c) {
     const by = [e.actor, e.role ? i18n.roleName(e.role) : '', e.department ? i18n.deptName(e.department) : ''].filter(Boolean).join(' · ');
     head.append(el('span', 'by', by));
     li.append(head);
+    if (e.via) li.append(el('p', 'via', t('detail.history.via', { via: viaName(e.via) })));
     if (e.note) li.append(el('p', 'note', e.note));
     if (e.effect) li.append(el('p', 'effect', e.effect));
     return li;
   });
   if (items.length === 0) items.push(el('li', 'none', t('detail.history.empty')));
   $('d-history').replaceChildren(...items);
+}
+
+// viaName names the channel an action came through: notify:<receiver> is
+// an acknowledgement link in a message of that receiver.
+function viaName(via) {
+  const [kind, rest] = String(via).split(':');
+  return kind === 'notify' && rest ? t('detail.history.via.link', { receiver: rest }) : via;
+}
+
+function renderNotifications(attempts) {
+  const section = $('d-notify');
+  section.hidden = attempts === null;
+  if (attempts === null) return;
+  const items = [...attempts].reverse().map((a) => {
+    const s = attemptSummary(a);
+    const li = el('li', `attempt ${s.cls}`);
+    li.dataset.outcome = a.outcome;
+    li.dataset.receiver = a.receiver;
+    li.append(el('time', 'at', i18n.full(a.at)), el('span', `outcome ${s.cls}`, s.outcome), el('span', 'facts', s.facts));
+    if (s.why) li.append(el('p', 'why', s.why));
+    return li;
+  });
+  if (items.length === 0) items.push(el('li', 'none', t('notify.none')));
+  $('d-notifications').replaceChildren(...items);
 }

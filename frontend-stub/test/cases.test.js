@@ -3,7 +3,7 @@
 
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { dueOf, byUrgency, suspended, caseFlags, muted, urgency, dueText, SOON_MS } from '../cases.js';
+import { dueOf, byUrgency, suspended, caseFlags, signedParts, muted, urgency, dueText, SOON_MS } from '../cases.js';
 import { countdown, setLanguage } from '../i18n.js';
 
 const T0 = Date.parse('2025-07-01T08:00:00Z');
@@ -124,4 +124,11 @@ test('an alert is dimmed when silenced, inhibited or on trial', () => {
   assert.equal(muted({ state: 'firing', inhibited_by: ['a-1'] }), 'inhibited');
   assert.equal(muted({ state: 'firing', shadow: true }), 'shadow');
   assert.equal(muted({ state: 'firing', silenced_by: [], inhibited_by: [] }), '');
+});
+
+test('the wall counts the parts signed for while a case waits for the rest', () => {
+  assert.equal(signedParts({ parts: [{ status: 'dispatched' }] }), null, 'one part: its status says it all');
+  assert.equal(signedParts({}), null);
+  assert.deepEqual(signedParts({ parts: [{ status: 'accepted' }, { status: 'dispatched' }, { status: 'handled' }] }), { signed: 2, total: 3 });
+  assert.deepEqual(signedParts({ parts: [{ status: 'dispatched' }, { status: 'new' }] }), { signed: 0, total: 2 });
 });

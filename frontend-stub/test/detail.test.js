@@ -3,7 +3,7 @@
 
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { needsRefresh, clockRuns, caseInHash, hashWithCase, newestFirst } from '../console/detail.js';
+import { needsRefresh, clockRuns, caseInHash, hashWithCase, newestFirst, attemptSummary } from '../console/detail.js';
 
 test('the open case is read again on a snapshot, its removal or a newer version', () => {
   assert.equal(needsRefresh({ snapshot: true }, 'a', 3), true);
@@ -36,4 +36,18 @@ test('the address names the open case and keeps the rest', () => {
 test('the history reads newest first', () => {
   assert.deepEqual(newestFirst([{ version: 1 }, { version: 3 }, { version: 2 }]).map((e) => e.version), [3, 2, 1]);
   assert.deepEqual(newestFirst(undefined), []);
+});
+
+test('a delivery attempt says how it went, to whom, and why it failed', () => {
+  const sent = attemptSummary({ receiver: 'sms', person: '张伟', department: 'gas', change: 'dispatched', outcome: 'sent', attempt: 1 });
+  assert.equal(sent.cls, 'outcome-sent');
+  assert.match(sent.facts, /^sms · 张伟 · .+ · /);
+  assert.equal(sent.why, '');
+  const retry = attemptSummary({ receiver: 'gas-system', outcome: 'retrying', attempt: 3, status: 503, error: 'unavailable', retry_in_seconds: 4.2 });
+  assert.equal(retry.cls, 'outcome-retrying');
+  assert.match(retry.facts, /3/, 'the attempt number');
+  assert.match(retry.why, /^503 · unavailable · .*4/);
+  const over = attemptSummary({ receiver: 'gas-wecom', outcome: 'failed_over', fallback_to: 'inbox', error: 'robot key revoked' });
+  assert.match(over.why, /inbox/);
+  assert.equal(attemptSummary({ receiver: 'x', outcome: 'novel' }).outcome, 'novel', 'an outcome the page does not know is shown as it is');
 });
