@@ -55,7 +55,7 @@ main{max-width:900px;margin:0 auto;padding:12px 20px}
 article{border:1px solid #2b3a48;border-radius:8px;padding:10px 14px;margin:10px 0;background:#131c25}
 .meta{color:#8aa0b4;font-size:13px}
 h2{font-size:16px;margin:4px 0}
-pre{white-space:pre-wrap;margin:6px 0;font:inherit}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:6px 0;font:inherit}
 a{color:#6cb6ff}
 .empty{color:#8aa0b4}
 </style></head><body>

@@ -61,6 +61,26 @@ type page struct {
 	Person  string
 	Open    bool // the part can still be accepted or returned
 	Done    string
+	// District is the case's district by name; CaseStatus and PartStatus
+	// the statuses as a person reads them.
+	District, CaseStatus, PartStatus string
+}
+
+// statusNames are the statuses of a case and a part as the page says them.
+var statusNames = map[cityhubv1.CaseStatus]string{
+	cityhubv1.CaseStatus_CASE_STATUS_NEW:        "待派遣 · new",
+	cityhubv1.CaseStatus_CASE_STATUS_DISPATCHED: "待签收 · dispatched",
+	cityhubv1.CaseStatus_CASE_STATUS_ACCEPTED:   "处置中 · accepted",
+	cityhubv1.CaseStatus_CASE_STATUS_HANDLED:    "待核查 · handled",
+	cityhubv1.CaseStatus_CASE_STATUS_CLOSED:     "已结案 · closed",
+	cityhubv1.CaseStatus_CASE_STATUS_CANCELLED:  "已作废 · cancelled",
+}
+
+func statusName(s cityhubv1.CaseStatus) string {
+	if n, ok := statusNames[s]; ok {
+		return n
+	}
+	return s.Name()
 }
 
 func (h *Handler) claims(w http.ResponseWriter, r *http.Request) (Claims, bool) {
@@ -191,13 +211,18 @@ func (h *Handler) internal(w http.ResponseWriter, err error) {
 }
 
 func (h *Handler) view(c Claims, cs *cityhubv1.Case) page {
-	p := page{Status: http.StatusOK, Title: cs.GetTitle(), Case: cs, Dept: c.Dept, Person: c.Person}
+	p := page{Status: http.StatusOK, Title: cs.GetTitle(), Case: cs, Dept: c.Dept, Person: c.Person,
+		District: cs.GetDistrict(), CaseStatus: statusName(cs.GetStatus())}
 	if d, ok := h.Catalog.Department(c.Dept); ok {
 		p.Dept = d.Name
+	}
+	if d, ok := h.Catalog.District(cs.GetDistrict()); ok {
+		p.District = d.Name
 	}
 	for _, part := range cs.GetParts() {
 		if part.GetDepartment() == c.Dept {
 			p.Part = part
+			p.PartStatus = statusName(part.GetStatus())
 			p.Open = part.GetStatus() == cityhubv1.CaseStatus_CASE_STATUS_DISPATCHED && cs.GetStatus().Open()
 		}
 	}
@@ -253,8 +278,9 @@ body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f4f6f8;color:#17202
 main{max-width:560px;margin:0 auto;padding:16px}
 h1{font-size:20px;margin:8px 0 12px}
 .card{background:#fff;border-radius:10px;padding:14px 16px;box-shadow:0 1px 3px rgba(0,0,0,.12);margin-bottom:14px}
-dl{display:grid;grid-template-columns:auto 1fr;gap:4px 12px;margin:0}
-dt{color:#5d6d7e}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 12px;margin:0}
+dt{color:#5d6d7e;white-space:nowrap}
+dd{margin:0;overflow-wrap:anywhere}
 button{font-size:17px;padding:12px;border:0;border-radius:8px;width:100%;margin-top:10px}
 .accept{background:#1e8449;color:#fff}
 .return{background:#d35400;color:#fff}
@@ -268,10 +294,10 @@ textarea{width:100%;box-sizing:border-box;font:inherit;min-height:4em}
 {{- with .Case }}
 <div class="card"><dl>
 <dt>案件</dt><dd>{{ .Id }}</dd>
-<dt>区域</dt><dd>{{ .District }}{{ with .Location }} {{ .Street }} {{ .Address }}{{ end }}</dd>
-<dt>状态</dt><dd>{{ .Status.Name }}</dd>
+<dt>地点</dt><dd>{{ $.District }}{{ with .Location }} {{ .Address }}{{ end }}</dd>
+<dt>状态</dt><dd>{{ $.CaseStatus }}</dd>
 {{- with $.Part }}
-<dt>{{ $.Dept }}</dt><dd>{{ .Status.Name }}{{ with .AcceptDeadline }}{{ with .DueAt }}，签收时限 {{ clock . }}{{ end }}{{ end }}</dd>
+<dt>{{ $.Dept }}</dt><dd>{{ $.PartStatus }}{{ with .AcceptDeadline }}{{ with .DueAt }}，签收时限 {{ clock . }}{{ end }}{{ end }}</dd>
 {{- end }}
 </dl></div>
 {{- end }}
