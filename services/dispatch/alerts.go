@@ -61,6 +61,11 @@ func (s *Service) applyAlerts(ctx context.Context, batch []stream.Record[*cityhu
 		if err != nil {
 			return err // Redis trouble: the consumer retries the batch, which is idempotent
 		}
+		// The alert's events, those it opened with and those that joined
+		// it since, can be followed to their case (Open311 answers with it).
+		if err := s.store.IndexEvents(ctx, a.GetDistrict(), change.GetCase().GetId(), a.GetEventIds()); err != nil {
+			return err
+		}
 		if created {
 			counts["opened"]++
 		} else {
