@@ -1,7 +1,9 @@
 // Package catalog loads rules/catalog.yaml: the city's districts, its
 // departments and the event types sources may send, with the attributes and
-// the owning department of each type. Intake validates events against it,
-// the ruler type-checks rules against it, and the screens draw its districts.
+// the owning department of each type, and — for the types citizens may
+// report through Open311 — the questions their reports ask. Intake
+// validates events against it, the ruler type-checks rules against it, and
+// the screens draw its districts.
 package catalog
 
 import (
@@ -67,6 +69,9 @@ type EventType struct {
 	Owner string              `yaml:"owner" json:"owner"`
 	Class string              `yaml:"class" json:"class,omitempty"`
 	Attrs map[string]AttrType `yaml:"attrs" json:"attrs,omitempty"`
+	// Report, when set, lets citizens report events of this type through
+	// Open311, and says how they are asked.
+	Report *Report `yaml:"report" json:"report,omitempty"`
 }
 
 var codeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -146,6 +151,7 @@ func (c *Catalog) index() error {
 		}
 		c.types[t.Code] = t
 	}
+	errs = append(errs, c.indexReports()...)
 	errs = append(errs, c.indexAreas()...)
 	errs = append(errs, c.indexClasses()...)
 	if len(c.Districts) == 0 {
