@@ -650,7 +650,10 @@ type Alert struct {
 	// holds; for a firing or resolved one, when it fired.
 	FiresAt *timestamppb.Timestamp `protobuf:"bytes,25,opt,name=fires_at,json=firesAt,proto3" json:"fires_at,omitempty"`
 	// summary is the rule's rendered summary: a longer text than the title.
-	Summary       string `protobuf:"bytes,26,opt,name=summary,proto3" json:"summary,omitempty"`
+	Summary string `protobuf:"bytes,26,opt,name=summary,proto3" json:"summary,omitempty"`
+	// publish names where the rule makes its alerts public beyond the hub:
+	// "cap", the city's CAP feed of warnings.
+	Publish       []string `protobuf:"bytes,27,rep,name=publish,proto3" json:"publish,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -865,6 +868,13 @@ func (x *Alert) GetSummary() string {
 		return x.Summary
 	}
 	return ""
+}
+
+func (x *Alert) GetPublish() []string {
+	if x != nil {
+		return x.Publish
+	}
+	return nil
 }
 
 // Part is one department's share of a case: the lead's, or an assist's.
@@ -1983,7 +1993,7 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\x0ehandle_working\x18\x05 \x01(\bR\rhandleWorking\"7\n" +
 	"\vExplanation\x12\x12\n" +
 	"\x04expr\x18\x01 \x01(\tR\x04expr\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xe5\b\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xff\b\n" +
 	"\x05Alert\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04rule\x18\x02 \x01(\tR\x04rule\x12\x12\n" +
@@ -2015,7 +2025,8 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\x11previous_severity\x18\x17 \x01(\x0e2\x14.cityhub.v1.SeverityR\x10previousSeverity\x12J\n" +
 	"\x13severity_changed_at\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\x11severityChangedAt\x125\n" +
 	"\bfires_at\x18\x19 \x01(\v2\x1a.google.protobuf.TimestampR\afiresAt\x12\x18\n" +
-	"\asummary\x18\x1a \x01(\tR\asummary\x1a9\n" +
+	"\asummary\x18\x1a \x01(\tR\asummary\x12\x18\n" +
+	"\apublish\x18\x1b \x03(\tR\apublish\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf4\x04\n" +

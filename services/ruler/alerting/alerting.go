@@ -262,6 +262,7 @@ func Describe(r engine.Result, ev *cityhubv1.Event) *cityhubv1.Alert {
 		Explanation: r.Explanation,
 		Dispatch:    dispatchSpec(rule.Dispatch),
 		Shadow:      rule.Shadow,
+		Publish:     rule.Publish,
 	}
 }
 

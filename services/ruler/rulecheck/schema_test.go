@@ -260,7 +260,7 @@ var packFields = map[reflect.Type]map[string]string{
 		"Severity": ".rules.*.severity", "GroupBy": ".rules.*.group_by", "Title": ".rules.*.title",
 		"Summary": ".rules.*.summary", "Escalate": ".rules.*.escalate", "Count": ".rules.*.count",
 		"For": ".rules.*.for", "ResolveAfter": ".rules.*.resolve_after", "ClearWhen": ".rules.*.clear_when",
-		"Dispatch": ".rules.*.dispatch", "Shadow": ".rules.*.shadow",
+		"Dispatch": ".rules.*.dispatch", "Shadow": ".rules.*.shadow", "Publish": ".rules.*.publish",
 	},
 	reflect.TypeFor[rulepack.Step](): {
 		"Pos": "", "Program": "",

@@ -41,6 +41,8 @@
 //	               catalog, and any field given overrides its default
 //	shadow         true: evaluate and publish the alert marked shadow; it
 //	               is never dispatched and inhibits nothing
+//	publish        [cap]: make the rule's alerts public warnings in the city's
+//	               CAP feed (Alert, Update on escalation, Cancel on resolve)
 //
 // The event fields conditions, templates, group_by and count.distinct
 // name are one table, EventFields.

@@ -55,6 +55,9 @@ type Rule struct {
 	// Shadow rules are evaluated and their alerts recorded and published
 	// marked shadow, but never dispatched.
 	Shadow bool
+	// Publish names where the rule's alerts are made public beyond the
+	// hub: "cap", the city's CAP feed of warnings (PublishTargets).
+	Publish []string
 
 	// Pos is where the rule starts; Fields holds where each field's value
 	// is, by field name.
@@ -133,6 +136,9 @@ type Operand struct {
 	// the others are the operands of comparisons.
 	Leaf bool
 }
+
+// PublishTargets are the places a rule may publish its alerts to.
+var PublishTargets = []string{"cap"}
 
 // Pos is a position in a file, 1-based.
 type Pos struct {

@@ -346,6 +346,20 @@ func (p *yamlParser) ruleNode(n *yaml.Node, pack string) *Rule {
 			})
 		},
 		"shadow": func(v *yaml.Node) { r.Shadow = p.boolean(v, "shadow") },
+		"publish": func(v *yaml.Node) {
+			p.list(v, "publish", 8, func(ln *yaml.Node) {
+				t := p.str(ln, "publish", 16)
+				switch {
+				case t == "":
+				case !slices.Contains(PublishTargets, t):
+					p.errorf(ln, "publish: %q is not a place to publish to: want %s", t, strings.Join(PublishTargets, ", "))
+				case slices.Contains(r.Publish, t):
+					p.errorf(ln, "publish: %q given twice", t)
+				default:
+					r.Publish = append(r.Publish, t)
+				}
+			})
+		},
 		"count": func(v *yaml.Node) {
 			c := &Count{}
 			got := p.fields(v, "count", map[string]func(*yaml.Node){
