@@ -30,6 +30,7 @@ import (
 	"github.com/cityhub/cityhub/services/dispatch"
 	"github.com/cityhub/cityhub/services/dispatch/workcal"
 	"github.com/cityhub/cityhub/services/intake"
+	"github.com/cityhub/cityhub/services/intake/adapters"
 	"github.com/cityhub/cityhub/services/live"
 	"github.com/cityhub/cityhub/services/live/snapshot"
 	"github.com/cityhub/cityhub/services/notify"
@@ -187,7 +188,17 @@ func Run(ctx context.Context, opts Options) error {
 		ln.Close()
 		return err
 	}
+	ad, err := adapters.New(adapters.Options{
+		Dir: filepath.Join(opts.RulesDir, "adapters"), Catalog: cat, Intake: svcs.intake, Verifier: verifier,
+		Redis: infra.rdb, Cases: svcs.dispatch.Store(), Brokers: infra.brokers, Topics: infra.topics, Writer: svcs.writer,
+		Logger: opts.Logger, Registerer: svcs.reg,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	mux := svcs.routes(gw, infra, verifier)
+	ad.Routes(mux)
 	newDevSignIn(key, cat, info, opts.Logger).routes(mux)
 	if nt != nil {
 		nt.Routes(mux)
@@ -206,6 +217,7 @@ func Run(ctx context.Context, opts Options) error {
 	if nt != nil {
 		g.Go(func() error { return nt.Run(gctx) })
 	}
+	g.Go(func() error { return ad.Run(gctx) })
 	g.Go(func() error { return gw.Run(gctx) })
 	g.Go(func() error { return serve.Run(gctx, ln, mux, serve.Options{Logger: opts.Logger}) })
 	if opts.OnReady != nil {

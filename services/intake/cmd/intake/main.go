@@ -10,7 +10,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/cityhub/cityhub/services/dispatch/casestore"
 	"github.com/cityhub/cityhub/services/intake"
+	"github.com/cityhub/cityhub/services/intake/adapters"
+	"github.com/cityhub/cityhub/services/platform/config"
 	"github.com/cityhub/cityhub/services/platform/daemon"
 )
 
@@ -25,7 +28,10 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	b, err := daemon.Setup("intake", flag.NewFlagSet("intake", flag.ExitOnError), os.Args[1:])
+	fs := flag.NewFlagSet("intake", flag.ExitOnError)
+	var dir string
+	config.StringVar(fs, &dir, "adapters", "CITYHUB_ADAPTERS_DIR", "rules/adapters", "the adapters' mappings (alertmanager.yaml, cap.yaml); Open311 needs none")
+	b, err := daemon.Setup("intake", fs, os.Args[1:])
 	if err != nil {
 		return err
 	}
@@ -41,7 +47,22 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The sources' own protocols: Open311 keeps its requests and follows
+	// them to their cases in Redis, and the CAP feed reads the alerts.
+	rdb, err := b.Redis()
+	if err != nil {
+		return err
+	}
+	ad, err := adapters.New(adapters.Options{
+		Dir: dir, Catalog: b.Catalog, Intake: svc, Verifier: b.Verifier,
+		Redis: rdb, Cases: casestore.New(rdb, b.Catalog.DistrictCodes()),
+		Brokers: b.Config.KafkaBrokers, Topics: b.Topics, Writer: w, Logger: b.Logger, Registerer: b.Registry,
+	})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	svc.Routes(mux)
-	return b.Run(ctx, mux)
+	ad.Routes(mux)
+	return b.Run(ctx, mux, ad.Run)
 }
