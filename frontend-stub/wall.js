@@ -174,6 +174,32 @@ function showScope(token) {
   $('scope').textContent = t('wall.scope', { sub: c.sub || '', role: i18n.roleName(c.role || '?'), districts });
 }
 
+// The sources: who is speaking, at what rate, and what was refused —
+// read every SOURCES_MS from GET /v1/sources, the busiest few shown.
+const SOURCES_MS = 15000;
+const SOURCES_SHOWN = 3;
+
+async function loadSources(token) {
+  try {
+    const list = await api('GET', '/v1/sources', { token });
+    showSources(list?.items || []);
+  } catch (err) {
+    console.warn('sources unavailable:', err.message);
+  }
+}
+
+function showSources(items) {
+  setCount('source-total', items.filter((s) => s.recent > 0).length);
+  $('sources').replaceChildren(...items.slice(0, SOURCES_SHOWN).map((s) => {
+    const li = el('li', `tile source${s.recent > 0 ? '' : ' quiet'}`);
+    li.dataset.source = s.source;
+    li.dataset.rejected = String(s.rejected);
+    li.append(el('span', 'n', String(s.recent)), el('span', 'l', s.source));
+    if (s.rejected > 0) li.append(el('span', 'r', t('wall.sources.rejected', { n: s.rejected })));
+    return li;
+  }));
+}
+
 async function loadCatalog(token) {
   try {
     const cat = await api('GET', '/v1/catalog', { token });
@@ -202,6 +228,8 @@ function start() {
   showScope(token);
   show('board');
   loadCatalog(token);
+  loadSources(token);
+  setInterval(() => loadSources(token), SOURCES_MS);
   feed = new Feed({
     token,
     streams: ['alerts', 'cases'],

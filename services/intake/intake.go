@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -38,20 +39,25 @@ type Options struct {
 	Registerer   prometheus.Registerer
 	// Now is the clock events are checked against; time.Now when nil.
 	Now func() time.Time
+	// Redis, when set, keeps what each source sends by the minute, shared
+	// by every replica, for GET /v1/sources.
+	Redis redis.UniversalClient
 }
 
 // Service handles event intake. It is safe for concurrent use.
 type Service struct {
 	opts    Options
+	sources *sources
 	dec     *events.Decoder
 	log     *slog.Logger
 	metrics *metrics
 }
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	events   *prometheus.CounterVec
-	write    prometheus.Histogram
+	uncounted prometheus.Counter
+	requests  *prometheus.CounterVec
+	events    *prometheus.CounterVec
+	write     prometheus.Histogram
 }
 
 // New checks opts and returns a Service.
@@ -86,10 +92,15 @@ func New(opts Options) (*Service, error) {
 	}
 	f := promauto.With(opts.Registerer)
 	return &Service{
-		opts: opts,
-		dec:  &events.Decoder{Catalog: opts.Catalog, Now: opts.Now},
-		log:  opts.Logger.With("component", "intake"),
+		opts:    opts,
+		sources: &sources{rdb: opts.Redis, now: opts.Now},
+		dec:     &events.Decoder{Catalog: opts.Catalog, Now: opts.Now},
+		log:     opts.Logger.With("component", "intake"),
 		metrics: &metrics{
+			uncounted: f.NewCounter(prometheus.CounterOpts{
+				Name: "cityhub_intake_sources_uncounted_total",
+				Help: "Requests whose per-source counts (GET /v1/sources) could not be written to Redis.",
+			}),
 			requests: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "cityhub_intake_requests_total",
 				Help: "Event requests by HTTP status.",
@@ -110,6 +121,7 @@ func New(opts Options) (*Service, error) {
 // Routes registers POST /v1/events on mux, for the source and commander roles.
 func (s *Service) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/events", s.opts.Verifier.Require(auth.RoleSource, auth.RoleCommander)(http.HandlerFunc(s.postEvents)))
+	s.routeSources(mux)
 }
 
 // ViaEvents is how events posted to /v1/events as JSON are counted.
@@ -151,6 +163,16 @@ func (s *Service) rejected(via string, p auth.Principal, err error) {
 		source = p.Sources[0]
 	}
 	s.metrics.events.WithLabelValues(via, source, "rejected").Add(float64(n))
+	s.note(via, nil, map[string]int{source: n})
+}
+
+// note records counts for GET /v1/sources, briefly and best effort.
+func (s *Service) note(via string, accepted, rejected map[string]int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := s.sources.record(ctx, via, accepted, rejected); err != nil {
+		s.metrics.uncounted.Inc()
+	}
 }
 
 // write writes evs, keyed by district, and waits for Kafka's
@@ -173,9 +195,12 @@ func (s *Service) write(ctx context.Context, via string, evs []*cityhubv1.Event)
 		return ids, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	s.metrics.write.Observe(time.Since(start).Seconds())
+	accepted := map[string]int{}
 	for _, ev := range evs {
 		s.metrics.events.WithLabelValues(via, ev.GetSource(), "accepted").Inc()
+		accepted[ev.GetSource()]++
 	}
+	s.note(via, accepted, nil)
 	return ids, nil
 }
 

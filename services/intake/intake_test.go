@@ -22,6 +22,7 @@ import (
 	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/events"
 	"github.com/cityhub/cityhub/services/platform/kafkatest"
+	"github.com/cityhub/cityhub/services/platform/redistest"
 	"github.com/cityhub/cityhub/services/platform/stream"
 )
 
@@ -271,5 +272,86 @@ func TestSubmit(t *testing.T) {
 	h.k.Fake.Close()
 	if ids, err := h.svc.Submit(ctx, "test", gauge, []*events.Input{in("g-2", "iot")}); !errors.Is(err, intake.ErrUnavailable) || len(ids) != 1 {
 		t.Errorf("Submit without Kafka = %q, %v; want ErrUnavailable with the ids", ids, err)
+	}
+}
+
+// Which sources speak, how much and how much is refused, added up across
+// replicas in Redis and served at GET /v1/sources.
+func TestSources(t *testing.T) {
+	k := kafkatest.Start(t)
+	rdb := redistest.Start(t).Client
+	cat, err := catalog.Parse([]byte(testCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	v, _ := auth.NewVerifier(pub)
+	w, err := stream.NewWriter(stream.WriterOptions{Brokers: k.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	replica := func() *intake.Service {
+		svc, err := intake.New(intake.Options{Writer: w, Topics: k.Topics, Catalog: cat, Verifier: v, Redis: rdb})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	a, b := replica(), replica()
+	ctx := context.Background()
+	lon, lat := 121.43, 31.18
+	in := func(source string) *events.Input {
+		return &events.Input{Source: source, Type: "waterlogging", OccurredAt: "2026-07-01T08:30:00+08:00",
+			Location: &events.LocationInput{Lon: &lon, Lat: &lat, District: "xuhui"}}
+	}
+	gauges := auth.Principal{Subject: "iot", Role: auth.RoleSource, Sources: []string{"iot"}}
+	app := auth.Principal{Subject: "app", Role: auth.RoleSource, Sources: []string{"open311"}}
+	if _, err := a.Submit(ctx, "mqtt", gauges, []*events.Input{in("iot"), in("iot")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Submit(ctx, "events", gauges, []*events.Input{in("iot")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Submit(ctx, "open311", app, []*events.Input{in("open311"), in("iot")}); err == nil {
+		t.Fatal("an open311 token posting an iot event was accepted")
+	}
+	mux := http.NewServeMux()
+	a.Routes(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	signer := auth.NewSigner(priv)
+	get := func(p auth.Principal) (int, []byte) {
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/sources", nil)
+		tok, _ := signer.Sign(p, time.Hour)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	if code, _ := get(gauges); code != http.StatusForbidden {
+		t.Errorf("a source token reading every source's counts = %d, want 403", code)
+	}
+	code, body := get(auth.Principal{Subject: "wall", Role: auth.RoleViewer})
+	var list intake.SourceList
+	if code != http.StatusOK || json.Unmarshal(body, &list) != nil {
+		t.Fatalf("GET /v1/sources = %d %s", code, body)
+	}
+	got := map[string]intake.SourceStats{}
+	for _, it := range list.Items {
+		got[it.Source] = it
+	}
+	if iot := got["iot"]; iot.Accepted != 3 || iot.Recent != 3 || iot.Rejected != 0 || strings.Join(iot.Via, ",") != "events,mqtt" {
+		t.Errorf("iot: %+v, want 3 accepted through events and mqtt", iot)
+	}
+	if o := got["open311"]; o.Accepted != 0 || o.Rejected != 1 {
+		t.Errorf("open311: %+v, want its one refused event", o)
+	}
+	if list.Items[0].Source != "iot" {
+		t.Errorf("the busiest source is not first: %+v", list.Items)
 	}
 }

@@ -343,7 +343,7 @@ func newServices(opts Options, in *infra, cat *catalog.Catalog, verifier *auth.V
 			s.writer.Close()
 		}
 	}()
-	if s.intake, err = intake.New(intake.Options{Writer: s.writer, Topics: in.topics, Catalog: cat, Verifier: verifier, Logger: opts.Logger, Registerer: s.reg}); err != nil {
+	if s.intake, err = intake.New(intake.Options{Writer: s.writer, Topics: in.topics, Catalog: cat, Verifier: verifier, Redis: in.rdb, Logger: opts.Logger, Registerer: s.reg}); err != nil {
 		return nil, err
 	}
 	if s.ruler, err = ruler.New(ruler.Options{

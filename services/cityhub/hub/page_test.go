@@ -181,5 +181,7 @@ func TestWallScreenShowsAlertAndCase(t *testing.T) {
 	waitFor(t, ctx, "the accept countdown", `document.querySelector('[data-case-id] .due .what').textContent === '签收剩余' && /^\d+:\d\d$/.test(document.querySelector('[data-case-id] .due .t').textContent)`)
 	waitFor(t, ctx, "the counters", `document.querySelector('#count-severity-severe').dataset.count === '1' && document.querySelector('#count-status-dispatched').dataset.count === '1'`)
 	waitFor(t, ctx, "the district on the map", `document.querySelector('#map [data-district="xuhui"]')?.dataset.alerts === '1'`)
+	// The sources speaking, read again every 15 seconds.
+	waitFor(t, ctx, "the source on the wall", `document.querySelector('#sources [data-source="iot"]') !== null && document.querySelector('#source-total').dataset.count !== '0'`)
 	saveScreenshot(t, ctx, "wall-screen")
 }

@@ -150,6 +150,7 @@ func TestScreens(t *testing.T) {
 	}
 	waitFor(t, wall, "the extreme alert on the map", `document.querySelector('#map [data-district="huangpu"]').classList.contains('level-extreme')`)
 	waitFor(t, wall, "yangpu's case on the map", `document.querySelector('#map [data-district="yangpu"]').dataset.cases === '1'`)
+	waitFor(t, wall, "the sources speaking", `document.querySelectorAll('#sources [data-source]').length > 0 && document.querySelector('#source-total').dataset.count !== '0'`)
 	wallZh := saveScreenshot(t, wall, "wall-zh")
 
 	// English, remembered across a reload.

@@ -40,16 +40,16 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, err := intake.New(intake.Options{
-		Writer: w, Topics: b.Topics, Catalog: b.Catalog, Verifier: b.Verifier,
-		Logger: b.Logger, Registerer: b.Registry,
-	})
+	// Redis keeps what each source sends (GET /v1/sources), Open311's
+	// requests and the CAP feed, and says what became of a report.
+	rdb, err := b.Redis()
 	if err != nil {
 		return err
 	}
-	// The sources' own protocols: Open311 keeps its requests and follows
-	// them to their cases in Redis, and the CAP feed reads the alerts.
-	rdb, err := b.Redis()
+	svc, err := intake.New(intake.Options{
+		Writer: w, Topics: b.Topics, Catalog: b.Catalog, Verifier: b.Verifier, Redis: rdb,
+		Logger: b.Logger, Registerer: b.Registry,
+	})
 	if err != nil {
 		return err
 	}
