@@ -82,6 +82,12 @@ type Options struct {
 	// the hub runs its embedded Kafka or Redis, which otherwise keeps them
 	// in the dev inbox (/dev/inbox).
 	NotifyLive bool
+	// MQTTBroker, when set, is the MQTT broker the bridge subscribes to
+	// (as MQTTUsername with MQTTPassword) instead of the embedded one,
+	// which listens on MQTTAddr ("127.0.0.1:1883" when empty). Either
+	// runs only with a device registry, RulesDir/adapters/devices.yaml.
+	MQTTBroker, MQTTUsername, MQTTPassword string
+	MQTTAddr                               string
 }
 
 // Info says where a running hub can be reached.
@@ -99,6 +105,9 @@ type Info struct {
 	// DevInbox says whether notifications wait in /dev/inbox rather than
 	// going out.
 	DevInbox bool
+	// MQTTAddr is where the embedded MQTT broker listens for devices;
+	// empty when there is none.
+	MQTTAddr string
 	// Rebuilt and RebuiltAlerts count the cases and alerts restored into
 	// the embedded Redis from the log on start.
 	Rebuilt, RebuiltAlerts int
@@ -119,6 +128,9 @@ func (o *Options) defaults() {
 	}
 	if o.RedisAddr == "" {
 		o.RedisAddr = "127.0.0.1:6379"
+	}
+	if o.MQTTAddr == "" {
+		o.MQTTAddr = "127.0.0.1:1883"
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -197,6 +209,14 @@ func Run(ctx context.Context, opts Options) error {
 		ln.Close()
 		return err
 	}
+	devices, err := newIoT(opts, svcs, infra, cat, &info)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if devices != nil {
+		defer devices.close()
+	}
 	mux := svcs.routes(gw, infra, verifier)
 	ad.Routes(mux)
 	newDevSignIn(key, cat, info, opts.Logger).routes(mux)
@@ -218,6 +238,9 @@ func Run(ctx context.Context, opts Options) error {
 		g.Go(func() error { return nt.Run(gctx) })
 	}
 	g.Go(func() error { return ad.Run(gctx) })
+	if devices != nil {
+		g.Go(func() error { return devices.run(gctx) })
+	}
 	g.Go(func() error { return gw.Run(gctx) })
 	g.Go(func() error { return serve.Run(gctx, ln, mux, serve.Options{Logger: opts.Logger}) })
 	if opts.OnReady != nil {

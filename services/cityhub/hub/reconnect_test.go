@@ -36,6 +36,7 @@ func startHubAt(t *testing.T, addr string, o hub.Options) *running {
 	o.HTTPAddr = addr
 	o.KafkaAddr = "127.0.0.1:0"
 	o.RedisAddr = "127.0.0.1:0"
+	o.MQTTAddr = "127.0.0.1:0"
 	if o.RulesDir == "" {
 		o.RulesDir = "../../../rules"
 	}

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -64,6 +65,10 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	config.StringVar(fs, &o.RedisURL, "redis-url", "CITYHUB_REDIS_URL", "", "use this Redis instead of the embedded one")
 	config.ListVar(fs, &o.AllowedOrigins, "origins", "CITYHUB_ALLOWED_ORIGINS", "", "more origins allowed to open the live websocket")
 	fs.BoolVar(&o.NoDevSignIn, "no-dev-signin", false, "do not offer the console's dev sign-in (otherwise on with an embedded Kafka or Redis, for loopback clients only)")
+	fs.StringVar(&o.MQTTAddr, "mqtt", "127.0.0.1:1883", "listen address of the embedded MQTT broker for the devices of rules/adapters/devices.yaml")
+	config.StringVar(fs, &o.MQTTBroker, "mqtt-broker", "CITYHUB_MQTT_BROKER", "", "bridge this MQTT broker (host:port) instead of running one")
+	config.StringVar(fs, &o.MQTTUsername, "mqtt-username", "CITYHUB_MQTT_USERNAME", "", "the bridge's user name on --mqtt-broker")
+	o.MQTTPassword = os.Getenv("CITYHUB_MQTT_PASSWORD") // never a flag: it would show in the process list
 	fs.BoolVar(&o.NotifyLive, "notify-live", false, "send notifications through their receivers even on embedded servers (otherwise they wait in the dev inbox, /dev/inbox)")
 	config.StringVar(fs, &logLevel, "log-level", "CITYHUB_LOG_LEVEL", "info", "log level")
 	config.StringVar(fs, &logFormat, "log-format", "CITYHUB_LOG_FORMAT", "text", "log format: text or json")
@@ -114,6 +119,11 @@ func banner(w io.Writer, info hub.Info) {
 	fmt.Fprintf(w, "  Metrics:            %s/metrics (with a viewer or commander token)\n", info.URL)
 	if info.DevInbox {
 		fmt.Fprintf(w, "  Dev inbox:          %s/dev/inbox (the notifications this hub would have sent)\n", info.URL)
+	}
+	if info.MQTTAddr != "" {
+		host, port, _ := net.SplitHostPort(info.MQTTAddr)
+		fmt.Fprintf(w, "  MQTT broker:        %s (devices of rules/adapters/devices.yaml; their token is the user name)\n", info.MQTTAddr)
+		fmt.Fprintf(w, "    mosquitto_pub -h %s -p %s -q 1 -u TOKEN-WL-XH-TIANPING-01 -t v1/devices/me/telemetry -m '{\"depth\": 35}'\n", host, port)
 	}
 	fmt.Fprintf(w, "\n  A token for any role:  go run ./services/cityhub/cmd/cityhub token --role commander\n")
 	fmt.Fprintf(w, "  Simulated city events: go run ./services/cityhub/cmd/cityhub simulate --rate 5\n\n")
