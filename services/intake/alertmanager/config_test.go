@@ -1,7 +1,6 @@
 package alertmanager
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,40 +47,15 @@ func TestShippedMappingLoads(t *testing.T) {
 }
 
 func TestGoodMappings(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.good.yaml")
-	if len(files) == 0 {
-		t.Fatal("no good mappings in testdata")
-	}
 	cat := testCatalog(t)
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			if _, err := Load(f, cat); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
+	yamlfiletest.Good(t, "testdata/*.good.yaml", func(f string) error { _, err := Load(f, cat); return err })
 }
 
 // TestBadMappings checks that each bad mapping yields exactly the errors
 // its "# want:" comments list, in order.
 func TestBadMappings(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.bad.yaml")
-	if len(files) == 0 {
-		t.Fatal("no bad mappings in testdata")
-	}
 	cat := testCatalog(t)
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			want := yamlfiletest.Wants(t, f, "testdata/")
-			_, err := Load(f, cat)
-			if err == nil {
-				t.Fatal("Load accepted a bad mapping")
-			}
-			if got := err.Error(); got != strings.Join(want, "\n") {
-				t.Errorf("errors:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
-			}
-		})
-	}
+	yamlfiletest.Bad(t, "testdata/*.bad.yaml", "testdata/", func(f string) error { _, err := Load(f, cat); return err })
 }
 
 // New checks the mapping again, against the catalog it is given: a

@@ -61,13 +61,7 @@ func TestShippedConfig(t *testing.T) {
 
 func TestGoodConfigs(t *testing.T) {
 	cat := testCatalog(t)
-	for _, f := range files(t, "config/*.good.yaml") {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			if _, err := capxml.LoadConfig(f, cat); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
+	yamlfiletest.Good(t, "testdata/config/*.good.yaml", func(f string) error { _, err := capxml.LoadConfig(f, cat); return err })
 }
 
 // The defaults a minimal file gets.
@@ -87,16 +81,5 @@ func TestConfigDefaults(t *testing.T) {
 // "# want:" lines list, in order.
 func TestBadConfigs(t *testing.T) {
 	cat := testCatalog(t)
-	for _, f := range files(t, "config/*.bad.yaml") {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			want := yamlfiletest.Wants(t, f, "")
-			_, err := capxml.LoadConfig(f, cat)
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			if got := err.Error(); got != strings.Join(want, "\n") {
-				t.Errorf("errors:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
-			}
-		})
-	}
+	yamlfiletest.Bad(t, "testdata/config/*.bad.yaml", "", func(f string) error { _, err := capxml.LoadConfig(f, cat); return err })
 }

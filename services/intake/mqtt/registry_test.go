@@ -1,7 +1,6 @@
 package mqtt_test
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -44,43 +43,21 @@ func TestShippedRegistryLoads(t *testing.T) {
 }
 
 func TestGoodRegistries(t *testing.T) {
-	files, _ := filepath.Glob("testdata/registry/*.good.yaml")
-	if len(files) == 0 {
-		t.Fatal("no good registries in testdata/registry")
-	}
 	cat := testCatalog(t)
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			if _, err := mqtt.LoadRegistry(f, cat); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
+	yamlfiletest.Good(t, "testdata/registry/*.good.yaml", func(f string) error { _, err := mqtt.LoadRegistry(f, cat); return err })
 }
 
 // TestBadRegistries checks that each bad registry yields exactly the
 // errors its "# want:" comments list, in order, and never echoes a token.
 func TestBadRegistries(t *testing.T) {
-	files, _ := filepath.Glob("testdata/registry/*.bad.yaml")
-	if len(files) == 0 {
-		t.Fatal("no bad registries in testdata/registry")
-	}
 	cat := testCatalog(t)
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			want := yamlfiletest.Wants(t, f, "testdata/registry/")
-			_, err := mqtt.LoadRegistry(f, cat)
-			if err == nil {
-				t.Fatal("LoadRegistry accepted a bad registry")
-			}
-			if got := err.Error(); got != strings.Join(want, "\n") {
-				t.Errorf("errors:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
-			}
-			if strings.Contains(err.Error(), "token-000") {
-				t.Errorf("an error shows a token: %v", err)
-			}
-		})
-	}
+	yamlfiletest.Bad(t, "testdata/registry/*.bad.yaml", "testdata/registry/", func(f string) error {
+		_, err := mqtt.LoadRegistry(f, cat)
+		if err != nil && strings.Contains(err.Error(), "token-000") {
+			t.Errorf("an error shows a token: %v", err)
+		}
+		return err
+	})
 }
 
 func TestRegistryDefaults(t *testing.T) {

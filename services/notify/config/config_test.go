@@ -39,40 +39,15 @@ func TestShippedConfigLoads(t *testing.T) {
 }
 
 func TestGoodConfigs(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.good.yaml")
-	if len(files) == 0 {
-		t.Fatal("no good configs in testdata")
-	}
 	cat := testCatalog(t)
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			if _, err := Load(f, cat); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
+	yamlfiletest.Good(t, "testdata/*.good.yaml", func(f string) error { _, err := Load(f, cat); return err })
 }
 
 // TestBadConfigs checks that each bad config yields exactly the errors its
 // "# want:" comments list, in order.
 func TestBadConfigs(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.bad.yaml")
-	if len(files) == 0 {
-		t.Fatal("no bad configs in testdata")
-	}
 	cat := testCatalog(t)
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			want := yamlfiletest.Wants(t, f, "testdata/")
-			_, err := Load(f, cat)
-			if err == nil {
-				t.Fatal("Load accepted a bad config")
-			}
-			if got := err.Error(); got != strings.Join(want, "\n") {
-				t.Errorf("errors:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
-			}
-		})
-	}
+	yamlfiletest.Bad(t, "testdata/*.bad.yaml", "testdata/", func(f string) error { _, err := Load(f, cat); return err })
 }
 
 func TestSecretResolves(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -31,4 +32,49 @@ func Wants(t testing.TB, file, prefix string) []string {
 		t.Fatalf("%s has no # want: lines", file)
 	}
 	return want
+}
+
+// LoadFunc loads one input file, returning the loader's error.
+type LoadFunc func(file string) error
+
+// Good runs load on each file matching pattern, in a subtest of its own,
+// failing on any error; it fails t when no file matches.
+func Good(t *testing.T, pattern string, load LoadFunc) {
+	t.Helper()
+	for _, f := range files(t, pattern) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if err := load(f); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// Bad runs load on each file matching pattern, in a subtest of its own,
+// and checks that the error says exactly what the file's "# want: " lines
+// say, in order, each with prefix in front; it fails t when no file
+// matches.
+func Bad(t *testing.T, pattern, prefix string, load LoadFunc) {
+	t.Helper()
+	for _, f := range files(t, pattern) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			want := strings.Join(Wants(t, f, prefix), "\n")
+			err := load(f)
+			if err == nil {
+				t.Fatal("a bad input was accepted")
+			}
+			if got := err.Error(); got != want {
+				t.Errorf("errors:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func files(t *testing.T, pattern string) []string {
+	t.Helper()
+	fs, err := filepath.Glob(pattern)
+	if err != nil || len(fs) == 0 {
+		t.Fatalf("no inputs match %s (%v)", pattern, err)
+	}
+	return fs
 }
