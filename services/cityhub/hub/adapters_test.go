@@ -27,6 +27,11 @@ func TestAdapters(t *testing.T) {
 	commander := h.token(t, auth.Principal{Subject: "commander", Role: auth.RoleCommander})
 	app := h.token(t, auth.Principal{Subject: "citizen-app", Role: auth.RoleSource, Sources: []string{"open311"}})
 
+	// The catalog says which years' holidays its calendar knows.
+	if code, body := h.do(t, "GET", "/v1/catalog", commander, nil); code != http.StatusOK || !strings.Contains(string(body), `"years":[2026`) {
+		t.Errorf("GET /v1/catalog = %d, without the calendar's years: %.300s", code, body)
+	}
+
 	// Open311: the services are the catalog's reportable types.
 	code, body := h.do(t, "GET", "/open311/v2/services.json", "", nil)
 	if code != http.StatusOK || !strings.Contains(string(body), `"service_code":"manhole_cover_missing"`) {

@@ -78,13 +78,18 @@ var codeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 var errTooLarge = fmt.Errorf("larger than %d bytes", MaxBytes)
 
-// Load reads and validates the catalog at path.
+// Load reads and validates the catalog at path, with the year files of
+// its calendar in the calendar directory beside it (CalendarDir).
 func Load(path string) (*Catalog, error) {
 	b, err := readLimited(path)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	c, err := Parse(b)
+	years, err := yearsOf(path)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: calendar: %w", err)
+	}
+	c, err := parse(b, years)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %s: %w", path, err)
 	}
@@ -92,12 +97,21 @@ func Load(path string) (*Catalog, error) {
 }
 
 // Parse parses and validates a catalog document, reporting every problem.
-func Parse(b []byte) (*Catalog, error) {
+func Parse(b []byte) (*Catalog, error) { return parse(b, nil) }
+
+func parse(b []byte, years []Year) (*Catalog, error) {
 	var c Catalog
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
 		return nil, err
+	}
+	if len(years) > 0 {
+		if c.Calendar == nil {
+			def := defaultCalendar
+			c.Calendar = &def
+		}
+		c.Calendar.addYears(years)
 	}
 	if err := c.index(); err != nil {
 		return nil, err

@@ -57,6 +57,10 @@ type Calendar struct {
 	// Workdays are make-up working days (调休): dates worked although their
 	// weekday is off.
 	Workdays []string `yaml:"workdays" json:"workdays,omitempty"`
+	// Years are the years whose holidays the calendar knows (its
+	// coverage): those of the year files under calendar/ and of the dates
+	// above.
+	Years []int `yaml:"-" json:"years"`
 
 	loc      *time.Location
 	periods  []WorkPeriod
@@ -182,6 +186,7 @@ func (c *Catalog) indexClasses() []error {
 		c.Calendar = &def
 	}
 	errs = append(errs, c.Calendar.check()...)
+	c.Calendar.coverYears()
 	day := c.Calendar.DayLength()
 	for name, cc := range c.CaseClasses {
 		if !codeRE.MatchString(name) {

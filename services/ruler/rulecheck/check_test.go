@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cityhub/cityhub/services/platform/catalog"
 )
@@ -163,5 +164,44 @@ func TestCheckNotify(t *testing.T) {
 	shipped, err := Expand([]string{"../../../rules"})
 	if err != nil || len(shipped.Notify) != 1 {
 		t.Fatalf("rules/: %+v, %v", shipped.Notify, err)
+	}
+}
+
+// The calendar must know this year's holidays, and from November next
+// year's.
+func TestCheckCalendar(t *testing.T) {
+	cat, err := catalog.Load("../../../rules/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal := cat.WorkCalendar()
+	cst := cal.Location()
+	for _, tc := range []struct {
+		today          time.Time
+		errors, warned int
+	}{
+		{time.Date(2026, 7, 1, 9, 0, 0, 0, cst), 0, 0},
+		{time.Date(2026, 10, 31, 23, 0, 0, 0, cst), 0, 0},
+		{time.Date(2026, 11, 1, 0, 0, 0, 0, cst), 0, 1},         // the notice for 2027 is due
+		{time.Date(2027, 1, 1, 0, 0, 0, 0, cst), 1, 0},          // 2027 without its holidays
+		{time.Date(2025, 12, 31, 16, 30, 0, 0, time.UTC), 0, 0}, // already 2026 in Shanghai
+	} {
+		var errs, warns int
+		for _, d := range CheckCalendar("rules/catalog.yaml", cal, tc.today) {
+			if d.Level == Warning {
+				warns++
+			} else {
+				errs++
+			}
+			if d.File != filepath.Join("rules", "calendar") {
+				t.Errorf("%v: diagnostic at %s, want rules/calendar", tc.today, d.File)
+			}
+		}
+		if errs != tc.errors || warns != tc.warned {
+			t.Errorf("%v: %d errors, %d warnings; want %d and %d", tc.today, errs, warns, tc.errors, tc.warned)
+		}
+	}
+	if d := CheckCalendar("x/catalog.yaml", (&catalog.Catalog{}).WorkCalendar(), time.Date(2030, 12, 1, 0, 0, 0, 0, time.UTC)); d != nil {
+		t.Errorf("a calendar without holidays: %v", d)
 	}
 }

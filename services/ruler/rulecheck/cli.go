@@ -119,12 +119,13 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rulecheck: no packs, test files or notify.yaml in %s\n", strings.Join(paths, ", "))
 		return 1
 	}
-	cat, _, err := LoadCatalog(*catPath, paths)
+	cat, catFile, err := LoadCatalog(*catPath, paths)
 	if err != nil {
 		fmt.Fprintf(stderr, "rulecheck: %v\n", err)
 		return 1
 	}
 	res := Check(files, cat)
+	res.Diagnostics = append(res.Diagnostics, CheckCalendar(catFile, cat.WorkCalendar(), time.Now())...)
 	for _, d := range res.Diagnostics {
 		fmt.Fprintln(stdout, d)
 	}
