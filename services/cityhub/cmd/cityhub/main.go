@@ -65,7 +65,9 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	config.StringVar(fs, &o.RedisURL, "redis-url", "CITYHUB_REDIS_URL", "", "use this Redis instead of the embedded one")
 	config.ListVar(fs, &o.AllowedOrigins, "origins", "CITYHUB_ALLOWED_ORIGINS", "", "more origins allowed to open the live websocket")
 	fs.BoolVar(&o.NoDevSignIn, "no-dev-signin", false, "do not offer the console's dev sign-in (otherwise on with an embedded Kafka or Redis, for loopback clients only)")
-	fs.StringVar(&o.MQTTAddr, "mqtt", "127.0.0.1:1883", "listen address of the embedded MQTT broker for the devices of rules/adapters/devices.yaml")
+	config.StringVar(fs, &o.KafkaAddr, "kafka-addr", "CITYHUB_KAFKA_ADDR", "127.0.0.1:9092", "listen address of the embedded Kafka (:0 picks a free port, so that two hubs can share a machine)")
+	config.StringVar(fs, &o.RedisAddr, "redis-addr", "CITYHUB_REDIS_ADDR", "127.0.0.1:6379", "listen address of the embedded Redis (:0 picks a free port)")
+	fs.StringVar(&o.MQTTAddr, "mqtt", "127.0.0.1:1883", "listen address of the embedded MQTT broker for the devices of rules/adapters/devices.yaml (:0 picks a free port)")
 	config.StringVar(fs, &o.MQTTBroker, "mqtt-broker", "CITYHUB_MQTT_BROKER", "", "bridge this MQTT broker (host:port) instead of running one")
 	config.StringVar(fs, &o.MQTTUsername, "mqtt-username", "CITYHUB_MQTT_USERNAME", "", "the bridge's user name on --mqtt-broker")
 	o.MQTTPassword = os.Getenv("CITYHUB_MQTT_PASSWORD") // never a flag: it would show in the process list
