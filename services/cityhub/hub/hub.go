@@ -217,7 +217,7 @@ func Run(ctx context.Context, opts Options) error {
 	if devices != nil {
 		defer devices.close()
 	}
-	mux := svcs.routes(gw, infra, verifier)
+	mux := svcs.routes(gw, infra, verifier, devices)
 	ad.Routes(mux)
 	newDevSignIn(key, cat, info, opts.Logger).routes(mux)
 	if nt != nil {
@@ -397,9 +397,12 @@ func (s *services) rebuild(ctx context.Context, in *infra) (cases, alerts int, e
 }
 
 // routes is the one listener's mux: health, metrics and every service.
-func (s *services) routes(gw *live.Gateway, in *infra, verifier *auth.Verifier) *http.ServeMux {
+func (s *services) routes(gw *live.Gateway, in *infra, verifier *auth.Verifier, devices *iot) *http.ServeMux {
 	mux := http.NewServeMux()
 	checks := health.New()
+	if devices != nil {
+		checks.Add("mqtt", devices.bridge.Check)
+	}
 	checks.Add("redis", func(ctx context.Context) error { return in.rdb.Ping(ctx).Err() })
 	checks.Add("live", func(context.Context) error {
 		if !gw.Ready() {
