@@ -10,6 +10,7 @@ import (
 
 	"github.com/cityhub/cityhub/services/dispatch/casestore"
 	"github.com/cityhub/cityhub/services/platform/auth"
+	"github.com/cityhub/cityhub/services/platform/redistest"
 )
 
 // redisState returns every key in Redis but the refusal logs, each with its
@@ -20,7 +21,7 @@ func (h *harness) redisState() map[string]string {
 	h.t.Helper()
 	ctx := context.Background()
 	rdb := h.redis.Client
-	keys, err := rdb.Keys(ctx, "*").Result()
+	keys, err := redistest.Keys(ctx, rdb, "*")
 	if err != nil {
 		h.t.Fatal(err)
 	}

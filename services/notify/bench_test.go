@@ -71,7 +71,7 @@ func BenchmarkDecide(b *testing.B) {
 	var notifyTime, rawTime time.Duration
 	b.ResetTimer()
 	for range b.N {
-		if err := rdb.Client.FlushAll(context.Background()).Err(); err != nil {
+		if err := redistest.Flush(context.Background(), rdb.Client); err != nil {
 			b.Fatal(err)
 		}
 		notifyTime += runDecide(b, k, w, rdb, cat, cfg, outbox)

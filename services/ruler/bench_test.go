@@ -89,7 +89,7 @@ func benchmarkStage(b *testing.B, workload func(*catalog.Catalog, int) []*cityhu
 	var alerts float64
 	b.ResetTimer()
 	for range b.N {
-		if err := rdb.Client.FlushAll(context.Background()).Err(); err != nil {
+		if err := redistest.Flush(context.Background(), rdb.Client); err != nil {
 			b.Fatal(err)
 		}
 		d, published := runRuler(b, k, w, rdb, cat)

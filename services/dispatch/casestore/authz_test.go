@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cityhub/cityhub/services/platform/redistest"
 )
 
 // countOf returns the count of actor's refusals of kind in log.
@@ -116,7 +118,7 @@ func TestDenialsAreKeptPerActor(t *testing.T) {
 	if _, err := s.Denials(ctx, ghost); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Denials of a missing case = %v, want ErrNotFound", err)
 	}
-	if keys, err := srv.Client.Keys(ctx, "*"+ghost+"*").Result(); err != nil || len(keys) != 0 {
+	if keys, err := redistest.Keys(ctx, srv.Client, "*"+ghost+"*"); err != nil || len(keys) != 0 {
 		t.Errorf("keys exist for a missing case: %v, %v", keys, err)
 	}
 }
@@ -165,7 +167,7 @@ func TestDenialActorsAreBounded(t *testing.T) {
 	if len(got.Counts) != MaxDenialActors || len(got.Items) != MaxDenialActors+1 {
 		t.Errorf("%d counts and %d items, want only the first %d actors'", len(got.Counts), len(got.Items), MaxDenialActors)
 	}
-	keys, err := srv.Client.Keys(ctx, deniedActorKey("xuhui", c.Id, "")+"*").Result()
+	keys, err := redistest.Keys(ctx, srv.Client, deniedActorKey("xuhui", c.Id, "")+"*")
 	if err != nil || len(keys) != MaxDenialActors {
 		t.Errorf("%d actor lists, want %d (%v)", len(keys), MaxDenialActors, err)
 	}

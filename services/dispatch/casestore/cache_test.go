@@ -150,7 +150,7 @@ func TestStaleCopyNeverWins(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := newReplica(t, srv)
-		if err := srv.Client.FlushAll(ctx).Err(); err != nil {
+		if err := redistest.Flush(ctx, srv.Client); err != nil {
 			t.Fatal(err)
 		}
 		v1 := proto.CloneOf(first)

@@ -62,7 +62,7 @@ func TestStoreAddGet(t *testing.T) {
 
 	// Every key shares one hash tag, under the package's prefix, and
 	// requests expire.
-	keys, err := srv.Client.Keys(ctx, "*").Result()
+	keys, err := redistest.Keys(ctx, srv.Client, "*")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,9 @@
 // Package redistest gives tests a real Redis: the server named by REDIS_URL
-// when it is set (it is flushed: point it at a throwaway database), otherwise
-// a redis-server process on a Unix socket in a temporary directory, stopped
-// when the test ends. A machine without redis-server fails the test with
+// when it is set (it is flushed, every master of a redis-cluster:// one:
+// point it at a throwaway database), a Redis Cluster of redis-server
+// processes on loopback when REDISTEST_CLUSTER names a number of masters,
+// otherwise a redis-server process on a Unix socket in a temporary
+// directory, stopped when the test ends. A machine without redis-server fails the test with
 // how to install it; it never skips.
 package redistest
 
@@ -13,7 +15,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,10 +59,17 @@ func StartWith(t testing.TB, opts Options) *Server {
 			t.Fatalf("redistest: REDIS_URL: %v", err)
 		}
 		t.Cleanup(func() { c.Close() })
-		if err := c.FlushDB(context.Background()).Err(); err != nil {
+		if err := Flush(context.Background(), c); err != nil {
 			t.Fatalf("redistest: flush REDIS_URL: %v", err)
 		}
 		return &Server{URL: url, Client: c, t: t}
+	}
+	if n := os.Getenv(ClusterEnv); n != "" && opts.AppendFsync == "" {
+		masters, err := strconv.Atoi(n)
+		if err != nil {
+			t.Fatalf("redistest: %s=%q: want a number of masters", ClusterEnv, n)
+		}
+		return StartCluster(t, masters)
 	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -158,13 +169,29 @@ func (s *Server) String() string { return fmt.Sprintf("redis at %s", s.URL) }
 // server has run each command (lower case, "evalsha", "hget", …) since it
 // started or its stats were reset. Tests compare two readings to count
 // round trips.
+//
+// On a cluster the counts of every master are added up.
 func CommandCalls(tb testing.TB, rdb redis.UniversalClient) map[string]int64 {
 	tb.Helper()
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	out := map[string]int64{}
+	var mu sync.Mutex
+	err := eachMaster(context.Background(), rdb, func(ctx context.Context, n redis.UniversalClient) error {
+		info, err := n.Info(ctx, "commandstats").Result()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		addCommandStats(out, info)
+		return nil
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	out := map[string]int64{}
+	return out
+}
+
+func addCommandStats(out map[string]int64, info string) {
 	for _, line := range strings.Split(info, "\n") {
 		// cmdstat_evalsha:calls=3,usec=…
 		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_")
@@ -174,8 +201,7 @@ func CommandCalls(tb testing.TB, rdb redis.UniversalClient) map[string]int64 {
 		name, stats, _ := strings.Cut(rest, ":")
 		var calls int64
 		if _, err := fmt.Sscanf(stats, "calls=%d,", &calls); err == nil {
-			out[name] = calls
+			out[name] += calls
 		}
 	}
-	return out
 }

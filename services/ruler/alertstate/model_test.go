@@ -29,7 +29,7 @@ func TestScriptsMatchMemory(t *testing.T) {
 			for i := range data {
 				data[i] = byte(rnd.Uint32())
 			}
-			if err := client.FlushDB(context.Background()).Err(); err != nil {
+			if err := redistest.Flush(context.Background(), client); err != nil {
 				t.Fatal(err)
 			}
 			total.add(runSequence(t, client, data))
@@ -67,7 +67,7 @@ func FuzzScriptsMatchMemory(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if err := client.FlushDB(context.Background()).Err(); err != nil {
+		if err := redistest.Flush(context.Background(), client); err != nil {
 			t.Fatal(err)
 		}
 		runSequence(t, client, data)

@@ -145,7 +145,7 @@ func TestRepliesSayWhatTheScriptsMean(t *testing.T) {
 	for i := range columns {
 		pairs = append(pairs, columns[i].name, want.field(&columns[i]))
 	}
-	if err := client.HSet(ctx, "h", pairs...).Err(); err != nil {
+	if err := client.HSet(ctx, "{t}h", pairs...).Err(); err != nil {
 		t.Fatal(err)
 	}
 	answer := redis.NewScript(replyLua() + `
@@ -157,7 +157,7 @@ reply[WAS], reply[WAS_SEVERITY], reply[CHANGED], reply[REDELIVERED] = 'pending',
 reply[#reply + 1] = s
 reply[#reply + 1] = gone
 return reply`)
-	v, err := answer.Run(ctx, client, []string{"h", "nothing"}).Slice()
+	v, err := answer.Run(ctx, client, []string{"{t}h", "{t}nothing"}).Slice()
 	if err != nil {
 		t.Fatal(err)
 	}
