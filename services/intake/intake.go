@@ -124,6 +124,19 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	s.routeSources(mux)
 }
 
+// SubmitFunc is Submit as a value: what an adapter is given to put the
+// events it translated on the log. An invalid batch is a
+// *events.BatchError, a batch that is not one wraps events.ErrMalformed;
+// any other error means the log did not acknowledge the events (their ids
+// come back with ErrUnavailable), and the same batch may be sent again.
+type SubmitFunc func(ctx context.Context, via string, p auth.Principal, in []*events.Input) ([]string, error)
+
+// Submit calls f, so that a SubmitFunc serves where a value with a Submit
+// method is wanted (the MQTT bridge's Submitter).
+func (f SubmitFunc) Submit(ctx context.Context, via string, p auth.Principal, in []*events.Input) ([]string, error) {
+	return f(ctx, via, p, in)
+}
+
 // ViaEvents is how events posted to /v1/events as JSON are counted.
 const ViaEvents = "events"
 

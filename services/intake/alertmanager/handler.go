@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/cityhub/cityhub/services/intake"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/events"
@@ -27,13 +28,6 @@ const Path = "/v1/adapters/alertmanager"
 // Via names this receiver in intake's metrics of how events came in.
 const Via = "alertmanager"
 
-// SubmitFunc validates events and writes them to the event log on behalf
-// of p, all or none, as intake.Service.Submit does: an invalid batch is a
-// *events.BatchError, a batch that is no batch an error wrapping
-// events.ErrMalformed; any other error means the log did not take the
-// events and the same batch may be tried again.
-type SubmitFunc func(ctx context.Context, via string, p auth.Principal, in []*events.Input) ([]string, error)
-
 // Options configures a Handler.
 type Options struct {
 	// Config is the mapping, from Load or Parse.
@@ -42,7 +36,7 @@ type Options struct {
 	// attributes are typed by.
 	Catalog *catalog.Catalog
 	// Submit is the way into the event log: intake.Service.Submit.
-	Submit SubmitFunc
+	Submit intake.SubmitFunc
 	// Verifier authenticates Alertmanager's bearer token.
 	Verifier   *auth.Verifier
 	Logger     *slog.Logger

@@ -1,7 +1,6 @@
 package cap
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/cityhub/cityhub/services/intake"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/events"
@@ -23,18 +23,11 @@ import (
 // Via is how events that came as CAP are counted by intake.
 const Via = "cap"
 
-// SubmitFunc validates events and writes them to the event log on behalf
-// of p, all or none, returning their ids once the log acknowledged them:
-// intake.Service.Submit. An invalid batch is an *events.BatchError, a
-// batch that is not one wraps events.ErrMalformed; any other error means
-// the log did not acknowledge the write, which a retry may fix.
-type SubmitFunc func(ctx context.Context, via string, p auth.Principal, in []*events.Input) ([]string, error)
-
 // Options configures a Handler.
 type Options struct {
 	Config   *Config
 	Catalog  *catalog.Catalog
-	Submit   SubmitFunc
+	Submit   intake.SubmitFunc
 	Verifier *auth.Verifier
 	// RetryAfter is what a 503 asks the sender to wait; 5s when zero.
 	RetryAfter time.Duration

@@ -13,6 +13,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cityhub/cityhub/services/intake"
 	"github.com/cityhub/cityhub/services/intake/mqtt"
 	"github.com/cityhub/cityhub/services/intake/mqtt/mqtttest"
 	"github.com/cityhub/cityhub/services/platform/auth"
@@ -44,7 +45,7 @@ func BenchmarkBridge(b *testing.B) {
 	mqtttest.Subscribe(b, raw, "v1/devices/+/telemetry")
 	mqtttest.Disconnect(raw)
 	var submitted atomic.Int64
-	submit := mqtt.SubmitFunc(func(ctx context.Context, via string, p auth.Principal, in []*events.Input) ([]string, error) {
+	submit := intake.SubmitFunc(func(ctx context.Context, via string, p auth.Principal, in []*events.Input) ([]string, error) {
 		submitted.Add(int64(len(in)))
 		return nil, nil
 	})

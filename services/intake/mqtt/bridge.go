@@ -25,18 +25,11 @@ import (
 const Via = "mqtt"
 
 // Submitter writes events to the event log, all or none, and returns only
-// once Kafka acknowledged them; *intake.Service is one. An invalid batch
-// is a *events.BatchError; any other error is taken as worth retrying.
+// once Kafka acknowledged them; *intake.Service is one, and
+// intake.SubmitFunc adapts a func. An invalid batch is a
+// *events.BatchError; any other error is taken as worth retrying.
 type Submitter interface {
 	Submit(ctx context.Context, via string, p auth.Principal, in []*events.Input) ([]string, error)
-}
-
-// SubmitFunc adapts a func to a Submitter.
-type SubmitFunc func(ctx context.Context, via string, p auth.Principal, in []*events.Input) ([]string, error)
-
-// Submit calls f.
-func (f SubmitFunc) Submit(ctx context.Context, via string, p auth.Principal, in []*events.Input) ([]string, error) {
-	return f(ctx, via, p, in)
 }
 
 // Defaults of Options.

@@ -1,7 +1,6 @@
 package open311
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,9 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/cityhub/cityhub/services/intake"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
-	"github.com/cityhub/cityhub/services/platform/events"
 )
 
 // Prefix is the path every resource of the API is under.
@@ -41,17 +40,13 @@ const (
 	Window     = 90 * 24 * time.Hour
 )
 
-// SubmitFunc validates events and writes them to the event log, on behalf
-// of p: intake.Service.Submit.
-type SubmitFunc func(ctx context.Context, via string, p auth.Principal, in []*events.Input) ([]string, error)
-
 // Options configures a Handler.
 type Options struct {
 	// Catalog gives the services (the event types with a report: block)
 	// and the districts.
 	Catalog *catalog.Catalog
 	// Submit takes the event a report becomes.
-	Submit SubmitFunc
+	Submit intake.SubmitFunc
 	// Unavailable is the error Submit wraps when the event log did not
 	// acknowledge (intake.ErrUnavailable): answered with 503 and
 	// Retry-After. Other errors that are not a refusal of the event are
