@@ -37,8 +37,11 @@ const DefaultGroup = "cityhub-ruler"
 // in, a batch is whatever has arrived.
 const MaxBatch = 4096
 
-// sweepInterval is how often alerts past their resolve_after are resolved.
-const sweepInterval = 10 * time.Second
+// DefaultSweepInterval is how often, when Options.SweepInterval is zero,
+// the ruler looks for alerts whose time has come: pending alerts whose
+// `for` ran out, alerts past their resolve_after, groups of absent rules
+// that fell silent.
+const DefaultSweepInterval = 10 * time.Second
 
 // Options configures a Ruler.
 type Options struct {
@@ -67,6 +70,9 @@ type Options struct {
 	Reload <-chan os.Signal
 	// Verifier checks the tokens of Routes' endpoints.
 	Verifier *auth.Verifier
+	// SweepInterval is how often Run looks for alerts whose time has come;
+	// DefaultSweepInterval when zero.
+	SweepInterval time.Duration
 }
 
 // Ruler is the ruler service. Run it once.
@@ -310,9 +316,14 @@ func (r *Ruler) publish(ctx context.Context, alerts []*cityhubv1.Alert) error {
 	return nil
 }
 
-// sweepLoop resolves alerts past their resolve_after until ctx ends.
+// sweepLoop sweeps every SweepInterval until ctx ends: pending alerts
+// fire, expired ones resolve, silent groups' alerts fire.
 func (r *Ruler) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(sweepInterval)
+	every := r.opts.SweepInterval
+	if every <= 0 {
+		every = DefaultSweepInterval
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -321,7 +332,7 @@ func (r *Ruler) sweepLoop(ctx context.Context) {
 		case <-t.C:
 			if err := r.sweep(ctx); err != nil && ctx.Err() == nil {
 				r.metrics.failures.WithLabelValues("sweep").Inc()
-				r.log.Warn("resolving expired alerts failed; retrying at the next sweep", "err", err)
+				r.log.Warn("sweeping alerts failed; retrying at the next sweep", "err", err)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/cityhub/cityhub/services/platform/redistest"
 	"github.com/cityhub/cityhub/services/platform/stream"
 	"github.com/cityhub/cityhub/services/ruler"
+	"github.com/cityhub/cityhub/services/ruler/alertstate"
 	"github.com/cityhub/cityhub/services/ruler/rulepack"
 )
 
@@ -224,5 +226,90 @@ func TestNewReportsEveryProblemWithPositions(t *testing.T) {
 	var perr rulepack.Errors
 	if !errors.As(err, &perr) {
 		t.Errorf("error is not a rulepack.Errors: %T", err)
+	}
+}
+
+// TestAbsentRuleEndToEnd runs an absent rule through the ruler: a gauge
+// reports, falls silent for longer than the rule's wait, and the sweep
+// fires its alert, with its last reading behind it; its next reading
+// resolves the alert, in the batch that brings it.
+func TestAbsentRuleEndToEnd(t *testing.T) {
+	k := kafkatest.Start(t)
+	rdb := redistest.Start(t)
+	w, err := stream.NewWriter(stream.WriterOptions{Brokers: k.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	dir := t.TempDir()
+	pack := `pack: gauges
+owner: water-affairs
+rules:
+  - id: silent
+    when: event.type == "rainfall" && (event.attrs.gauge_id ?? "") != ""
+    absent: {for: 10m}
+    severity: moderate
+    group_by: [district, attrs.gauge_id]
+    title: "雨量计 {{ .event.attrs.gauge_id }} 无数据"
+`
+	if err := os.WriteFile(filepath.Join(dir, "gauges.yaml"), []byte(pack), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 7, 1, 8, 0, 0, 0, time.UTC)
+	var clock atomic.Int64 // minutes since t0
+	now := func() time.Time { return t0.Add(time.Duration(clock.Load()) * time.Minute) }
+	r, err := ruler.New(ruler.Options{
+		Brokers: k.Brokers, Topics: k.Topics, Group: kafkatest.Group("ruler"),
+		Redis: rdb.Client, Writer: w, PacksDir: dir, Catalog: loadCatalog(t),
+		Logger: logging.Discard(), Registerer: prometheus.NewRegistry(),
+		Now: now, SweepInterval: 50 * time.Millisecond, PollInterval: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	reading := func(id string) *cityhubv1.Event {
+		ev := event(id, "rainfall", "xuhui", "", map[string]any{"rain_mm_h": 12, "gauge_id": "g-7"})
+		ev.OccurredAt = timestamppb.New(now())
+		return ev
+	}
+	produce(t, w, k.Topics.Events, reading("r-1"))
+	waitFor(t, "the gauge's wait", func() bool {
+		n, err := rdb.Client.ZCard(context.Background(), alertstate.AbsentKey).Result()
+		return err == nil && n == 1
+	})
+	if got := alerts(t, k); len(got) != 0 {
+		t.Fatalf("a reading published %v", got)
+	}
+	clock.Store(9)
+	time.Sleep(200 * time.Millisecond) // sweeps at 9m: nothing is due yet
+	if got := alerts(t, k); len(got) != 0 {
+		t.Fatalf("at 9m the sweep published %v", got)
+	}
+	clock.Store(11)
+	var got []*cityhubv1.Alert
+	waitFor(t, "the silence's alert", func() bool { got = alerts(t, k); return len(got) > 0 })
+	a := got[0]
+	if a.GetRule() != "gauges/silent" || a.GetState() != cityhubv1.AlertState_ALERT_STATE_FIRING ||
+		!a.GetStartsAt().AsTime().Equal(t0.Add(10*time.Minute)) || !slices.Equal(a.GetEventIds(), []string{"iot/r-1"}) ||
+		a.GetTitle() != "雨量计 g-7 无数据" || a.GetLabels()["attrs.gauge_id"] != "g-7" {
+		t.Errorf("the silence's alert = %v", a)
+	}
+	clock.Store(12)
+	produce(t, w, k.Topics.Events, reading("r-2"))
+	waitFor(t, "the alert resolved", func() bool {
+		got = alerts(t, k)
+		return got[len(got)-1].GetState() == cityhubv1.AlertState_ALERT_STATE_RESOLVED
+	})
+	if n := len(got); n != 2 || got[1].GetId() != a.GetId() {
+		t.Errorf("alerts = %v, want the firing and its resolution", got)
 	}
 }

@@ -30,6 +30,9 @@ type Store interface {
 	Firing(ctx context.Context) ([]*cityhubv1.Alert, error)
 	Pending(ctx context.Context) ([]*cityhubv1.Alert, error)
 	OpenOf(ctx context.Context, rules []string, limit int) (map[string][]*cityhubv1.Alert, error)
+	Signal(ctx context.Context, signals []alertstate.Signal) (firing []string, err error)
+	Silent(ctx context.Context, now time.Time, limit int) ([]alertstate.Update, error)
+	Unindex(ctx context.Context, fired []alertstate.Update) error
 }
 
 var (
@@ -49,6 +52,7 @@ type Processor struct {
 	// from, to describe the alerts that Tally leaves for Apply.
 	matched []match
 	fired   []*cityhubv1.Alert
+	signals []alertstate.Signal
 	// swept says whether Sweep has run; active names the silences that
 	// were active at its last run, to notice a silence starting or ending.
 	swept  bool
@@ -76,13 +80,33 @@ func New(e *engine.Engine, s Store) *Processor {
 // passed through is published: a firing that the same batch resolves
 // still opens its case. Process is idempotent: the same events again
 // change no alert.
-func (p *Processor) Process(ctx context.Context, now time.Time, events []*cityhubv1.Event) ([]*cityhubv1.Alert, error) {
-	p.updates, p.matched = p.updates[:0], p.matched[:0]
-	for _, ev := range events {
+func (p *Processor) Process(ctx context.Context, now time.Time, batch []*cityhubv1.Event) ([]*cityhubv1.Alert, error) {
+	p.updates, p.matched, p.signals = p.updates[:0], p.matched[:0], p.signals[:0]
+	for _, ev := range batch {
 		p.results = p.worker.Match(ev, p.results[:0])
 		for _, r := range p.results {
+			if r.Kind == engine.Signal {
+				p.worker.Describe(ev, &r)
+				p.signals = append(p.signals, alertstate.Signal{
+					Alert: Describe(r, ev), EventID: events.Key(ev), EventTime: eventTime(ev), For: r.Rule.Absent.For,
+				})
+				continue
+			}
 			p.updates = append(p.updates, update(r, ev))
 			p.matched = append(p.matched, match{r, ev})
+		}
+	}
+	// A sign of life ends the silence of its group: the alert the silence
+	// fired resolves, in this batch.
+	if len(p.signals) > 0 {
+		firing, err := p.store.Signal(ctx, p.signals)
+		clear(p.signals) // let the alerts go
+		if err != nil {
+			return nil, fmt.Errorf("signal absent rules' groups: %w", err)
+		}
+		for _, id := range firing {
+			p.updates = append(p.updates, alertstate.Update{Op: alertstate.Resolve, Alert: &cityhubv1.Alert{Id: id}})
+			p.matched = append(p.matched, match{})
 		}
 	}
 	if len(p.updates) == 0 {
@@ -112,24 +136,8 @@ func (p *Processor) Process(ctx context.Context, now time.Time, events []*cityhu
 	if len(p.updates) == 0 {
 		return nil, nil
 	}
-	// What mutes a firing alert is stored with it, so that the version
-	// that opens a case already says whether it may. What inhibits the
-	// batch's alerts is read once, before any is marked.
-	if pass := p.mute.pass(); pass != nil {
-		p.fired = p.fired[:0]
-		for _, u := range p.updates {
-			if u.Op == alertstate.Fire {
-				p.fired = append(p.fired, u.Alert)
-			}
-		}
-		if err := pass.prepare(ctx, p.fired); err != nil {
-			return nil, err
-		}
-		for _, a := range p.fired {
-			if err := pass.mark(ctx, now, a); err != nil {
-				return nil, err
-			}
-		}
+	if err := p.markFired(ctx, now, p.updates); err != nil {
+		return nil, err
 	}
 	res, err := p.store.Apply(ctx, now, p.updates)
 	if err != nil {
@@ -148,6 +156,32 @@ func (p *Processor) Process(ctx context.Context, now time.Time, events []*cityhu
 		}
 	}
 	return p.mute.follow(ctx, now, out, sources)
+}
+
+// markFired marks the alerts of the Fire updates among updates with what
+// mutes them. What mutes a firing alert is stored with it, so that the
+// version that opens a case already says whether it may. What inhibits
+// the alerts is read once, before any is marked.
+func (p *Processor) markFired(ctx context.Context, now time.Time, updates []alertstate.Update) error {
+	pass := p.mute.pass()
+	if pass == nil {
+		return nil
+	}
+	p.fired = p.fired[:0]
+	for _, u := range updates {
+		if u.Op == alertstate.Fire {
+			p.fired = append(p.fired, u.Alert)
+		}
+	}
+	if err := pass.prepare(ctx, p.fired); err != nil {
+		return err
+	}
+	for _, a := range p.fired {
+		if err := pass.mark(ctx, now, a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // changedOnly returns the alerts of res that the updates changed.
@@ -174,9 +208,10 @@ const MaxSweep = 1000
 
 // Sweep fires the pending alerts whose `for` has run out and resolves the
 // alerts whose resolve_after has, in that order, so that an alert due to
-// fire before it was due to resolve does both. When a silence has started
-// or ended since the last Sweep (and on the first), it marks every open
-// alert anew. It returns the alerts it changed.
+// fire before it was due to resolve does both; then fires the alerts of
+// absent rules' groups that fell silent. When a silence has started or
+// ended since the last Sweep (and on the first), it marks every open alert
+// anew. It returns the alerts it changed.
 func (p *Processor) Sweep(ctx context.Context, now time.Time) ([]*cityhubv1.Alert, error) {
 	fired, err := p.store.Promote(ctx, now, MaxSweep)
 	if err != nil {
@@ -187,6 +222,30 @@ func (p *Processor) Sweep(ctx context.Context, now time.Time) ([]*cityhubv1.Aler
 		return nil, err
 	}
 	changed := append(fired, resolved...)
+	silent, err := p.store.Silent(ctx, now, MaxSweep)
+	if err != nil {
+		return nil, err
+	}
+	if len(silent) > 0 {
+		if err := p.markFired(ctx, now, silent); err != nil {
+			return nil, err
+		}
+		res, err := p.store.Apply(ctx, now, silent)
+		if err != nil {
+			return nil, fmt.Errorf("fire the alerts of silent groups: %w", err)
+		}
+		for _, r := range res {
+			if r.Alert != nil {
+				changed = append(changed, r.Earlier...)
+				changed = append(changed, r.Alert)
+			}
+		}
+		// Only now, with the alerts fired: a sweeper that dies before
+		// leaves the waits to the next sweep, which finds them fired.
+		if err := p.store.Unindex(ctx, silent); err != nil {
+			return nil, err
+		}
+	}
 	if active := p.mute.active(now); p.mute != nil && (!p.swept || active != p.active) {
 		open, err := p.mute.open(ctx)
 		if err != nil {

@@ -47,6 +47,16 @@ type entry struct {
 	// window holds the count window's members by score, then member, as a
 	// sorted set orders them; it expires whenever it exists.
 	window []member
+	// absence is the wait of an absent rule's group; nil: none.
+	absence *absence
+}
+
+// absence is an absence hash: the wait's moment, the last sign of life and
+// the alert's body as the silence would fire it.
+type absence struct {
+	due, time int64
+	event     string
+	body      []byte
 }
 
 type member struct {
@@ -155,13 +165,13 @@ func (m *Memory) due(key, op string, now time.Time, limit int) ([]*cityhubv1.Ale
 }
 
 // NextDue returns the earliest moment, not after until, at which an alert
-// is due to change by itself, as the indexes say: a pending alert fires
-// or an open one resolves. It reports false when none is due by until.
+// is due to change by itself, as the indexes say: a pending alert fires,
+// an open one resolves, or an absent rule's group falls silent. It reports false when none is due by until.
 func (m *Memory) NextDue(until time.Time) (time.Time, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	best, found := int64(0), false
-	for _, key := range []string{PendingKey, ResolveKey} {
+	for _, key := range []string{PendingKey, ResolveKey, AbsentKey} {
 		for _, score := range m.indexes[key] {
 			if score <= until.UnixMilli() && (!found || score < best) {
 				best, found = score, true

@@ -30,7 +30,7 @@ var (
 func loadScripts(head string) (apply, tally *redis.Script, all []*redis.Script) {
 	apply = redis.NewScript(head + stepsLua(true) + replyLua() + applySrc)
 	tally = redis.NewScript(head + stepsLua(false) + tallySrc)
-	return apply, tally, []*redis.Script{apply, tally}
+	return apply, tally, []*redis.Script{apply, tally, signalScript, silentScript, unindexScript}
 }
 
 // Store is alert state in Redis. It is safe for concurrent use.

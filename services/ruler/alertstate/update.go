@@ -73,6 +73,10 @@ type Update struct {
 	// ResolveAfter resolves the alert when no matching event came for this
 	// long (Fire); zero: only a clear resolves it.
 	ResolveAfter time.Duration
+
+	// indexedAt is, for a Fire update Silent made, the moment of the wait
+	// it was made from as the index held it (Unindex takes it off).
+	indexedAt int64
 }
 
 // Result is the outcome of the updates of one alert.

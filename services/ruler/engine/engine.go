@@ -23,15 +23,21 @@ const (
 	Fire Kind = iota + 1
 	// Clear means the rule's clear condition held: the alert resolves.
 	Clear
+	// Signal means the condition of an absent rule held: a sign of life
+	// of the group, which resolves an alert the group's silence fired and
+	// starts its wait again.
+	Signal
 )
 
-// String returns "fire" or "clear".
+// String returns "fire", "clear" or "signal".
 func (k Kind) String() string {
 	switch k {
 	case Fire:
 		return "fire"
 	case Clear:
 		return "clear"
+	case Signal:
+		return "signal"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -43,7 +49,8 @@ type Result struct {
 	// Fingerprint is the id of the alert the result is about.
 	Fingerprint string
 	Labels      map[string]string
-	// Title, Summary, Severity and Explanation are set for Fire results.
+	// Title, Summary, Severity and Explanation are set for Fire and Signal
+	// results.
 	Title       string
 	Summary     string
 	Explanation []*cityhubv1.Explanation
@@ -166,7 +173,7 @@ func (w *Worker) Eval(ev *cityhubv1.Event, out []Result) []Result {
 	n := len(out)
 	out = w.Match(ev, out)
 	for i := n; i < len(out); i++ {
-		if out[i].Kind == Fire {
+		if out[i].Kind != Clear {
 			w.describe(&out[i])
 		}
 	}
@@ -193,8 +200,12 @@ func (w *Worker) Match(ev *cityhubv1.Event, out []Result) []Result {
 		}
 		if w.holdsDirect(w.e.fast.When(i), m) {
 			labels := w.labels(r)
+			kind := Fire
+			if r.Absent != nil {
+				kind = Signal
+			}
 			res := Result{
-				Kind:        Fire,
+				Kind:        kind,
 				Rule:        r,
 				Fingerprint: Fingerprint(r.Name(), labels),
 				Labels:      labels,
@@ -211,11 +222,12 @@ func (w *Worker) Match(ev *cityhubv1.Event, out []Result) []Result {
 	return out
 }
 
-// Describe fills in the description of res, a Fire result Match gave for
-// ev: its Title, Summary, Explanation and the Severity of the first of its
+// Describe fills in the description of res, a Fire or Signal result Match
+// gave for ev (a signal is described as the alert its group's silence
+// would fire): its Title, Summary, Explanation and the Severity of the first of its
 // rule's escalate steps that holds.
 func (w *Worker) Describe(ev *cityhubv1.Event, res *Result) {
-	if res.Kind != Fire || res.Rule == nil {
+	if res.Kind == Clear || res.Rule == nil {
 		return
 	}
 	if w.cur != ev {

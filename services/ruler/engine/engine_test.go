@@ -251,7 +251,7 @@ func TestMatchThenDescribeIsEval(t *testing.T) {
 	// described.
 	for i := len(all) - 1; i >= 0; i-- {
 		m := &all[i]
-		if m.r.Kind == Fire && m.r.Title == "" && len(m.r.Explanation) == 0 {
+		if m.r.Kind != Clear && m.r.Title == "" && len(m.r.Explanation) == 0 {
 			w.Describe(m.ev, &m.r)
 			described++
 		}

@@ -47,7 +47,7 @@ func Lint(packs []*rulepack.Pack, cat *catalog.Catalog) []Diagnostic {
 			if len(r.GroupBy) == 0 {
 				warn(p, r, "id", "no group_by: every event the rule matches joins one alert for the whole city")
 			}
-			if r.ResolveAfter == 0 && r.ClearWhen == "" {
+			if r.ResolveAfter == 0 && r.ClearWhen == "" && r.Absent == nil { // a sign of life resolves an absence
 				warn(p, r, "id", "the alert never resolves by itself: give resolve_after or clear_when")
 			}
 			if cat == nil {

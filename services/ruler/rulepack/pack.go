@@ -58,6 +58,10 @@ type Rule struct {
 	// Publish names where the rule's alerts are made public beyond the
 	// hub: "cap", the city's CAP feed of warnings (PublishTargets).
 	Publish []string
+	// Absent makes the rule fire when its events stop: each event When
+	// matches is a sign of life of its group, and the group's alert fires
+	// once none has come for Absent.For, and resolves with the next one.
+	Absent *Absent
 
 	// Pos is where the rule starts; Fields holds where each field's value
 	// is, by field name.
@@ -102,6 +106,12 @@ type Count struct {
 	// (the forms Env.Value reads). An event whose field is empty does not
 	// count.
 	Distinct string
+}
+
+// Absent is the silence an absent rule waits for.
+type Absent struct {
+	// For is how long a group may go without a matching event.
+	For time.Duration
 }
 
 // Step is one threshold of a rule's escalate list.

@@ -24,6 +24,9 @@ const (
 	MaxSummaryBytes = 4096
 	MaxSteps        = 8
 	MaxWindow       = 7 * 24 * time.Hour
+	// MinAbsentFor is the shortest silence an absent rule may wait for:
+	// the ruler looks for silences every few seconds.
+	MinAbsentFor    = time.Minute
 	MaxCount        = 100000
 	MaxSLA          = 90 * 24 * time.Hour
 	maxAssist       = 16
@@ -387,6 +390,16 @@ func (p *yamlParser) ruleNode(n *yaml.Node, pack string) *Rule {
 		"resolve_after": func(v *yaml.Node) { r.ResolveAfter = p.duration(v, "resolve_after", time.Second, MaxWindow) },
 		"clear_when":    func(v *yaml.Node) { r.ClearWhen = p.str(v, "clear_when", MaxExprBytes) },
 		"dispatch":      func(v *yaml.Node) { r.Dispatch = p.dispatch(v) },
+		"absent": func(v *yaml.Node) {
+			a := &Absent{}
+			got := p.fields(v, "absent", map[string]func(*yaml.Node){
+				"for": func(v *yaml.Node) { a.For = p.duration(v, "absent.for", MinAbsentFor, MaxWindow) },
+			})
+			if v.Kind == yaml.MappingNode && got["for"] == nil {
+				p.errorf(v, "absent: missing field \"for\": how long a group may stay silent")
+			}
+			r.Absent = a
+		},
 	})
 	for k, v := range seen {
 		r.Fields[k] = pos(v)
@@ -414,6 +427,19 @@ func (p *yamlParser) ruleNode(n *yaml.Node, pack string) *Rule {
 		// Nothing could then stop a pending alert from firing: `for`
 		// would be a mere delay.
 		p.errorf(seen["for"], "for: needs resolve_after or clear_when to say when the condition stops holding")
+	}
+	if r.Absent != nil {
+		// An absence has no events of its own: it fires when they stop and
+		// resolves with the next one, so what shapes an event-driven alert
+		// has nothing to act on.
+		if len(r.GroupBy) == 0 {
+			p.errorf(seen["absent"], "absent: needs group_by to say what falls silent (a device, a street's cameras)")
+		}
+		for _, f := range []string{"count", "for", "resolve_after", "clear_when", "escalate"} {
+			if v, ok := seen[f]; ok {
+				p.errorf(v, "%s: an absent rule fires when its events stop and resolves with the next one; %s has nothing to act on", f, f)
+			}
+		}
 	}
 	for i, st := range r.Escalate {
 		if st.Severity == r.Severity && st.Severity != 0 {
