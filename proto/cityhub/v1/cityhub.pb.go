@@ -1953,6 +1953,213 @@ func (x *Notification) GetCancel() bool {
 	return false
 }
 
+// Silence mutes, from starts_at until ends_at, the alerts its matchers
+// select: roadworks on a street, a gauge under repair. Set by operators at
+// run time (packs declare their own), it is written to city.silences.v1,
+// keyed by id, at every change; the last version of each id is the
+// silence as it stands. A muted alert still exists and is shown, names the
+// silence in silenced_by, and opens no case.
+type Silence struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// matchers select alerts by rule, pack, severity and group labels, as
+	// a pack's silences do: every matcher must match one of its values.
+	Matchers []*Matcher             `protobuf:"bytes,2,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	StartsAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=starts_at,json=startsAt,proto3" json:"starts_at,omitempty"`
+	EndsAt   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=ends_at,json=endsAt,proto3" json:"ends_at,omitempty"`
+	Comment  string                 `protobuf:"bytes,5,opt,name=comment,proto3" json:"comment,omitempty"`
+	// created_by is the subject of the token that created the silence;
+	// creator_role and creator_department its role and department.
+	CreatedBy         string                 `protobuf:"bytes,6,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatorRole       string                 `protobuf:"bytes,7,opt,name=creator_role,json=creatorRole,proto3" json:"creator_role,omitempty"`
+	CreatorDepartment string                 `protobuf:"bytes,8,opt,name=creator_department,json=creatorDepartment,proto3" json:"creator_department,omitempty"`
+	CreatedAt         *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// expired_by is who ended the silence early; updated_at when it last
+	// changed.
+	ExpiredBy string                 `protobuf:"bytes,10,opt,name=expired_by,json=expiredBy,proto3" json:"expired_by,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// forced marks a silence over every alert, which must be asked for.
+	Forced bool `protobuf:"varint,12,opt,name=forced,proto3" json:"forced,omitempty"`
+	// version grows by one with every change.
+	Version       int64 `protobuf:"varint,13,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Silence) Reset() {
+	*x = Silence{}
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Silence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Silence) ProtoMessage() {}
+
+func (x *Silence) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Silence.ProtoReflect.Descriptor instead.
+func (*Silence) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Silence) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Silence) GetMatchers() []*Matcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+func (x *Silence) GetStartsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartsAt
+	}
+	return nil
+}
+
+func (x *Silence) GetEndsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndsAt
+	}
+	return nil
+}
+
+func (x *Silence) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *Silence) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *Silence) GetCreatorRole() string {
+	if x != nil {
+		return x.CreatorRole
+	}
+	return ""
+}
+
+func (x *Silence) GetCreatorDepartment() string {
+	if x != nil {
+		return x.CreatorDepartment
+	}
+	return ""
+}
+
+func (x *Silence) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Silence) GetExpiredBy() string {
+	if x != nil {
+		return x.ExpiredBy
+	}
+	return ""
+}
+
+func (x *Silence) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Silence) GetForced() bool {
+	if x != nil {
+		return x.Forced
+	}
+	return false
+}
+
+func (x *Silence) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// Matcher is one name of a silence's matchers and the values it accepts.
+type Matcher struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Values        []string               `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Matcher) Reset() {
+	*x = Matcher{}
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Matcher) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Matcher) ProtoMessage() {}
+
+func (x *Matcher) ProtoReflect() protoreflect.Message {
+	mi := &file_cityhub_v1_cityhub_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Matcher.ProtoReflect.Descriptor instead.
+func (*Matcher) Descriptor() ([]byte, []int) {
+	return file_cityhub_v1_cityhub_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Matcher) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Matcher) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 var File_cityhub_v1_cityhub_proto protoreflect.FileDescriptor
 
 const file_cityhub_v1_cityhub_proto_rawDesc = "" +
@@ -2155,7 +2362,29 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\x05route\x18\b \x01(\tR\x05route\x12\x18\n" +
 	"\amessage\x18\t \x01(\fR\amessage\x12\x16\n" +
 	"\x06cancel\x18\n" +
-	" \x01(\bR\x06cancel*z\n" +
+	" \x01(\bR\x06cancel\"\x8a\x04\n" +
+	"\aSilence\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
+	"\bmatchers\x18\x02 \x03(\v2\x13.cityhub.v1.MatcherR\bmatchers\x127\n" +
+	"\tstarts_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bstartsAt\x123\n" +
+	"\aends_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06endsAt\x12\x18\n" +
+	"\acomment\x18\x05 \x01(\tR\acomment\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x06 \x01(\tR\tcreatedBy\x12!\n" +
+	"\fcreator_role\x18\a \x01(\tR\vcreatorRole\x12-\n" +
+	"\x12creator_department\x18\b \x01(\tR\x11creatorDepartment\x129\n" +
+	"\n" +
+	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"expired_by\x18\n" +
+	" \x01(\tR\texpiredBy\x129\n" +
+	"\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x16\n" +
+	"\x06forced\x18\f \x01(\bR\x06forced\x12\x18\n" +
+	"\aversion\x18\r \x01(\x03R\aversion\"5\n" +
+	"\aMatcher\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values*z\n" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSEVERITY_MINOR\x10\x01\x12\x15\n" +
@@ -2191,7 +2420,7 @@ func file_cityhub_v1_cityhub_proto_rawDescGZIP() []byte {
 }
 
 var file_cityhub_v1_cityhub_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cityhub_v1_cityhub_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_cityhub_v1_cityhub_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_cityhub_v1_cityhub_proto_goTypes = []any{
 	(Severity)(0),                 // 0: cityhub.v1.Severity
 	(AlertState)(0),               // 1: cityhub.v1.AlertState
@@ -2210,75 +2439,82 @@ var file_cityhub_v1_cityhub_proto_goTypes = []any{
 	(*Case)(nil),                  // 14: cityhub.v1.Case
 	(*CaseChange)(nil),            // 15: cityhub.v1.CaseChange
 	(*Notification)(nil),          // 16: cityhub.v1.Notification
-	nil,                           // 17: cityhub.v1.Alert.LabelsEntry
-	nil,                           // 18: cityhub.v1.Case.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 20: google.protobuf.Struct
-	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
+	(*Silence)(nil),               // 17: cityhub.v1.Silence
+	(*Matcher)(nil),               // 18: cityhub.v1.Matcher
+	nil,                           // 19: cityhub.v1.Alert.LabelsEntry
+	nil,                           // 20: cityhub.v1.Case.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 22: google.protobuf.Struct
+	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
 }
 var file_cityhub_v1_cityhub_proto_depIdxs = []int32{
-	19, // 0: cityhub.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 0: cityhub.v1.Event.occurred_at:type_name -> google.protobuf.Timestamp
 	3,  // 1: cityhub.v1.Event.location:type_name -> cityhub.v1.Location
 	0,  // 2: cityhub.v1.Event.severity:type_name -> cityhub.v1.Severity
-	20, // 3: cityhub.v1.Event.attrs:type_name -> google.protobuf.Struct
-	19, // 4: cityhub.v1.Event.received_at:type_name -> google.protobuf.Timestamp
+	22, // 3: cityhub.v1.Event.attrs:type_name -> google.protobuf.Struct
+	21, // 4: cityhub.v1.Event.received_at:type_name -> google.protobuf.Timestamp
 	6,  // 5: cityhub.v1.DispatchSpec.sla:type_name -> cityhub.v1.Sla
-	21, // 6: cityhub.v1.Sla.accept:type_name -> google.protobuf.Duration
-	21, // 7: cityhub.v1.Sla.handle:type_name -> google.protobuf.Duration
+	23, // 6: cityhub.v1.Sla.accept:type_name -> google.protobuf.Duration
+	23, // 7: cityhub.v1.Sla.handle:type_name -> google.protobuf.Duration
 	1,  // 8: cityhub.v1.Alert.state:type_name -> cityhub.v1.AlertState
 	0,  // 9: cityhub.v1.Alert.severity:type_name -> cityhub.v1.Severity
-	17, // 10: cityhub.v1.Alert.labels:type_name -> cityhub.v1.Alert.LabelsEntry
-	19, // 11: cityhub.v1.Alert.starts_at:type_name -> google.protobuf.Timestamp
-	19, // 12: cityhub.v1.Alert.ends_at:type_name -> google.protobuf.Timestamp
-	19, // 13: cityhub.v1.Alert.updated_at:type_name -> google.protobuf.Timestamp
+	19, // 10: cityhub.v1.Alert.labels:type_name -> cityhub.v1.Alert.LabelsEntry
+	21, // 11: cityhub.v1.Alert.starts_at:type_name -> google.protobuf.Timestamp
+	21, // 12: cityhub.v1.Alert.ends_at:type_name -> google.protobuf.Timestamp
+	21, // 13: cityhub.v1.Alert.updated_at:type_name -> google.protobuf.Timestamp
 	7,  // 14: cityhub.v1.Alert.explanation:type_name -> cityhub.v1.Explanation
 	5,  // 15: cityhub.v1.Alert.dispatch:type_name -> cityhub.v1.DispatchSpec
 	3,  // 16: cityhub.v1.Alert.location:type_name -> cityhub.v1.Location
 	0,  // 17: cityhub.v1.Alert.previous_severity:type_name -> cityhub.v1.Severity
-	19, // 18: cityhub.v1.Alert.severity_changed_at:type_name -> google.protobuf.Timestamp
-	19, // 19: cityhub.v1.Alert.fires_at:type_name -> google.protobuf.Timestamp
+	21, // 18: cityhub.v1.Alert.severity_changed_at:type_name -> google.protobuf.Timestamp
+	21, // 19: cityhub.v1.Alert.fires_at:type_name -> google.protobuf.Timestamp
 	2,  // 20: cityhub.v1.Part.status:type_name -> cityhub.v1.CaseStatus
-	19, // 21: cityhub.v1.Part.accepted_at:type_name -> google.protobuf.Timestamp
-	19, // 22: cityhub.v1.Part.handled_at:type_name -> google.protobuf.Timestamp
+	21, // 21: cityhub.v1.Part.accepted_at:type_name -> google.protobuf.Timestamp
+	21, // 22: cityhub.v1.Part.handled_at:type_name -> google.protobuf.Timestamp
 	10, // 23: cityhub.v1.Part.accept_deadline:type_name -> cityhub.v1.Deadline
 	10, // 24: cityhub.v1.Part.handle_deadline:type_name -> cityhub.v1.Deadline
-	19, // 25: cityhub.v1.Part.suspended_at:type_name -> google.protobuf.Timestamp
-	21, // 26: cityhub.v1.Part.suspended_total:type_name -> google.protobuf.Duration
+	21, // 25: cityhub.v1.Part.suspended_at:type_name -> google.protobuf.Timestamp
+	23, // 26: cityhub.v1.Part.suspended_total:type_name -> google.protobuf.Duration
 	11, // 27: cityhub.v1.Part.extension:type_name -> cityhub.v1.Extension
-	19, // 28: cityhub.v1.Deadline.warn_at:type_name -> google.protobuf.Timestamp
-	19, // 29: cityhub.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
-	19, // 30: cityhub.v1.Deadline.final_at:type_name -> google.protobuf.Timestamp
-	21, // 31: cityhub.v1.Deadline.allowed:type_name -> google.protobuf.Duration
-	21, // 32: cityhub.v1.Extension.extend_by:type_name -> google.protobuf.Duration
-	19, // 33: cityhub.v1.Extension.until:type_name -> google.protobuf.Timestamp
-	19, // 34: cityhub.v1.Extension.requested_at:type_name -> google.protobuf.Timestamp
-	19, // 35: cityhub.v1.Extension.decided_at:type_name -> google.protobuf.Timestamp
-	19, // 36: cityhub.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	21, // 28: cityhub.v1.Deadline.warn_at:type_name -> google.protobuf.Timestamp
+	21, // 29: cityhub.v1.Deadline.due_at:type_name -> google.protobuf.Timestamp
+	21, // 30: cityhub.v1.Deadline.final_at:type_name -> google.protobuf.Timestamp
+	23, // 31: cityhub.v1.Deadline.allowed:type_name -> google.protobuf.Duration
+	23, // 32: cityhub.v1.Extension.extend_by:type_name -> google.protobuf.Duration
+	21, // 33: cityhub.v1.Extension.until:type_name -> google.protobuf.Timestamp
+	21, // 34: cityhub.v1.Extension.requested_at:type_name -> google.protobuf.Timestamp
+	21, // 35: cityhub.v1.Extension.decided_at:type_name -> google.protobuf.Timestamp
+	21, // 36: cityhub.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	2,  // 37: cityhub.v1.AuditEntry.from:type_name -> cityhub.v1.CaseStatus
 	2,  // 38: cityhub.v1.AuditEntry.to:type_name -> cityhub.v1.CaseStatus
 	13, // 39: cityhub.v1.AuditEntry.happened:type_name -> cityhub.v1.Happening
 	2,  // 40: cityhub.v1.Case.status:type_name -> cityhub.v1.CaseStatus
 	0,  // 41: cityhub.v1.Case.severity:type_name -> cityhub.v1.Severity
 	3,  // 42: cityhub.v1.Case.location:type_name -> cityhub.v1.Location
-	19, // 43: cityhub.v1.Case.alert_starts_at:type_name -> google.protobuf.Timestamp
+	21, // 43: cityhub.v1.Case.alert_starts_at:type_name -> google.protobuf.Timestamp
 	9,  // 44: cityhub.v1.Case.parts:type_name -> cityhub.v1.Part
 	6,  // 45: cityhub.v1.Case.sla:type_name -> cityhub.v1.Sla
-	19, // 46: cityhub.v1.Case.created_at:type_name -> google.protobuf.Timestamp
-	19, // 47: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
-	19, // 48: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
-	19, // 49: cityhub.v1.Case.accept_due_at:type_name -> google.protobuf.Timestamp
-	19, // 50: cityhub.v1.Case.handle_due_at:type_name -> google.protobuf.Timestamp
-	19, // 51: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
-	18, // 52: cityhub.v1.Case.labels:type_name -> cityhub.v1.Case.LabelsEntry
-	19, // 53: cityhub.v1.Case.timer_at:type_name -> google.protobuf.Timestamp
+	21, // 46: cityhub.v1.Case.created_at:type_name -> google.protobuf.Timestamp
+	21, // 47: cityhub.v1.Case.updated_at:type_name -> google.protobuf.Timestamp
+	21, // 48: cityhub.v1.Case.dispatched_at:type_name -> google.protobuf.Timestamp
+	21, // 49: cityhub.v1.Case.accept_due_at:type_name -> google.protobuf.Timestamp
+	21, // 50: cityhub.v1.Case.handle_due_at:type_name -> google.protobuf.Timestamp
+	21, // 51: cityhub.v1.Case.closed_at:type_name -> google.protobuf.Timestamp
+	20, // 52: cityhub.v1.Case.labels:type_name -> cityhub.v1.Case.LabelsEntry
+	21, // 53: cityhub.v1.Case.timer_at:type_name -> google.protobuf.Timestamp
 	14, // 54: cityhub.v1.CaseChange.case:type_name -> cityhub.v1.Case
 	12, // 55: cityhub.v1.CaseChange.change:type_name -> cityhub.v1.AuditEntry
-	19, // 56: cityhub.v1.Notification.due:type_name -> google.protobuf.Timestamp
-	57, // [57:57] is the sub-list for method output_type
-	57, // [57:57] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	21, // 56: cityhub.v1.Notification.due:type_name -> google.protobuf.Timestamp
+	18, // 57: cityhub.v1.Silence.matchers:type_name -> cityhub.v1.Matcher
+	21, // 58: cityhub.v1.Silence.starts_at:type_name -> google.protobuf.Timestamp
+	21, // 59: cityhub.v1.Silence.ends_at:type_name -> google.protobuf.Timestamp
+	21, // 60: cityhub.v1.Silence.created_at:type_name -> google.protobuf.Timestamp
+	21, // 61: cityhub.v1.Silence.updated_at:type_name -> google.protobuf.Timestamp
+	62, // [62:62] is the sub-list for method output_type
+	62, // [62:62] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_cityhub_proto_init() }
@@ -2292,7 +2528,7 @@ func file_cityhub_v1_cityhub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cityhub_v1_cityhub_proto_rawDesc), len(file_cityhub_v1_cityhub_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -18,6 +18,8 @@ type Topics struct {
 	// Notifications is notify's outbox: every message it decided to send,
 	// before it is sent.
 	Notifications string
+	// Silences is the record of the silences operators set at run time.
+	Silences string
 }
 
 // DefaultTopics returns the topic names of ARCHITECTURE.md's "Topics", each prefixed by
@@ -30,12 +32,13 @@ func DefaultTopics(prefix string) Topics {
 		Cases:     prefix + "city.cases.v1",
 
 		Notifications: prefix + "city.notifications.v1",
+		Silences:      prefix + "city.silences.v1",
 	}
 }
 
 // All returns every topic name.
 func (t Topics) All() []string {
-	return []string{t.Events, t.EventsDLQ, t.Alerts, t.Cases, t.Notifications}
+	return []string{t.Events, t.EventsDLQ, t.Alerts, t.Cases, t.Notifications, t.Silences}
 }
 
 // EnsureTopics creates the topics that do not exist yet, each with the given
