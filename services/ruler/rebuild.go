@@ -12,8 +12,9 @@ import (
 )
 
 // Rebuild restores the alert state in Redis from what the alerts topic
-// holds, for a Redis that lost it (the embedded hub's starts empty). It
-// returns how many alerts it wrote. A firing alert of a rule with
+// holds, and the silences set at run time from theirs, for a Redis that
+// lost them (the embedded hub's starts empty). It returns how many alerts
+// it wrote. A firing alert of a rule with
 // resolve_after resolves that long after its last update, as it would
 // have; an undecodable message is skipped (the dead-letter topic already
 // has it from the consumer that met it first).
@@ -45,6 +46,9 @@ func (r *Ruler) Rebuild(ctx context.Context) (int, error) {
 	})
 	if err != nil {
 		return n, fmt.Errorf("ruler: rebuild alert state: %w", err)
+	}
+	if _, err := r.rebuildSilences(ctx); err != nil {
+		return n, err
 	}
 	return n, nil
 }

@@ -126,6 +126,9 @@ func (r *Ruler) load(ctx context.Context) (ReloadResult, error) {
 	}
 	proc := alerting.New(e, r.store)
 	r.mu.Lock()
+	if r.silences.current != nil {
+		proc.SetSilences(r.silences.current)
+	}
 	r.packs, r.engine, r.proc = packs, e, proc
 	r.mu.Unlock()
 	n := len(e.Rules())
@@ -213,9 +216,11 @@ func hashPacks(dir string) string {
 
 // Routes registers POST /-/reload, for commanders: it reloads the packs
 // and answers 200 with what runs now, or 422 with every problem of the
-// packs, which were then refused while the running ones keep running.
+// packs, which were then refused while the running ones keep running. It
+// registers the silences API (package silence) too.
 func (r *Ruler) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /-/reload", r.opts.Verifier.Require(auth.RoleCommander)(http.HandlerFunc(r.postReload)))
+	r.silenceRoutes(mux)
 }
 
 // ReloadProblem is one problem of a refused reload, as the reload endpoint

@@ -91,6 +91,7 @@ type Ruler struct {
 	// lastPublished is closed when the publication of the last batch
 	// applied has ended.
 	lastPublished chan struct{}
+	silences      silencing
 }
 
 // New loads and compiles every pack in opts.PacksDir. When a pack has
@@ -152,6 +153,9 @@ func New(opts Options) (*Ruler, error) {
 	}
 	r.metrics.rules.Set(float64(len(e.Rules())))
 	r.initReload(hash)
+	if err := r.initSilences(); err != nil {
+		return nil, fmt.Errorf("ruler: %w", err)
+	}
 	return r, nil
 }
 
@@ -192,14 +196,24 @@ func (r *Ruler) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ruler: %w", err)
 	}
+	// The first batch already honours the silences that stand; a Redis
+	// that cannot say leaves them to the refresh loop.
+	if _, err := r.refreshSilences(ctx); err != nil {
+		r.log.Warn("reading the silences failed; retrying every second", "err", err)
+	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
-	swept := make(chan struct{})
+	swept := make(chan struct{}, 2)
 	go func() {
-		defer close(swept)
+		defer func() { swept <- struct{}{} }()
 		r.sweepLoop(sweepCtx)
+	}()
+	go func() {
+		defer func() { swept <- struct{}{} }()
+		r.followSilences(sweepCtx)
 	}()
 	defer func() {
 		stopSweep()
+		<-swept
 		<-swept
 	}()
 	packs := r.currentPacks() // a reload may run already

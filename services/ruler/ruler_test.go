@@ -2,7 +2,11 @@ package ruler_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
+	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/kafkatest"
 	"github.com/cityhub/cityhub/services/platform/logging"
@@ -312,4 +317,77 @@ rules:
 	if n := len(got); n != 2 || got[1].GetId() != a.GetId() {
 		t.Errorf("alerts = %v, want the firing and its resolution", got)
 	}
+}
+
+// TestSilenceSetAtRunTime sets a silence through the ruler's API: the
+// alert that fires under it names it and opens no case; expiring it marks
+// the alert anew, unmuted, without any event.
+func TestSilenceSetAtRunTime(t *testing.T) {
+	k := kafkatest.Start(t)
+	rdb := redistest.Start(t)
+	w, err := stream.NewWriter(stream.WriterOptions{Brokers: k.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	v, err := auth.NewVerifier(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ruler.New(ruler.Options{
+		Brokers: k.Brokers, Topics: k.Topics, Group: kafkatest.Group("ruler"),
+		Redis: rdb.Client, Writer: w, PacksDir: "../../rules/packs", Catalog: loadCatalog(t),
+		Logger: logging.Discard(), Registerer: prometheus.NewRegistry(), Verifier: v, PollInterval: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	r.Routes(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	tok, err := auth.NewSigner(priv).Sign(auth.Principal{Subject: "chief", Role: auth.RoleCommander}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(path, body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode/100 != 2 {
+			t.Fatalf("POST %s: %d %v %v", path, resp.StatusCode, out, err)
+		}
+		return out
+	}
+	sil := post("/v1/silences", `{"matchers": {"rule": "flood-control/deep-waterlogging", "district": "xuhui"},
+		"ends_at": "`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`", "comment": "pump station works"}`)
+	id, _ := sil["id"].(string)
+	produce(t, w, k.Topics.Events, event("ev-1", "waterlogging", "xuhui", "tianping", map[string]any{"water_depth_cm": 40}))
+	var got []*cityhubv1.Alert
+	waitFor(t, "the alert", func() bool { got = alerts(t, k); return len(got) > 0 })
+	if a := got[0]; a.GetRule() != "flood-control/deep-waterlogging" || !slices.Equal(a.GetSilencedBy(), []string{id}) {
+		t.Fatalf("alert under the silence = %v, want silenced by %s", a, id)
+	}
+	post("/v1/silences/"+id+"/expire", `{}`)
+	waitFor(t, "the alert marked anew", func() bool {
+		got = alerts(t, k)
+		last := got[len(got)-1]
+		return len(got) > 1 && last.GetState() == cityhubv1.AlertState_ALERT_STATE_FIRING && len(last.GetSilencedBy()) == 0
+	})
 }

@@ -45,6 +45,7 @@ var (
 type Processor struct {
 	worker  *engine.Worker
 	store   Store
+	packs   []*rulepack.Pack
 	mute    *muter
 	results []engine.Result
 	updates []alertstate.Update
@@ -62,7 +63,14 @@ type Processor struct {
 // New returns a Processor evaluating with e and keeping state in s. The
 // silences and inhibit rules of e's packs mute alerts.
 func New(e *engine.Engine, s Store) *Processor {
-	return &Processor{worker: e.NewWorker(), store: s, mute: newMuter(e.Packs(), s)}
+	return &Processor{worker: e.NewWorker(), store: s, packs: e.Packs(), mute: newMuter(e.Packs(), s, nil, false)}
+}
+
+// SetSilences makes silences, set at run time, mute alerts beside the
+// packs' own, from the next batch on; the next Sweep marks the open alerts
+// anew when that changes which silences are active.
+func (p *Processor) SetSilences(silences []*rulepack.Silence) {
+	p.mute = newMuter(p.packs, p.store, silences, true)
 }
 
 // Process evaluates events in order and applies what they do to alerts, in

@@ -33,8 +33,13 @@ type muter struct {
 	sources map[string]bool
 }
 
-func newMuter(packs []*rulepack.Pack, store Store) *muter {
+// newMuter returns the muter of packs' silences and inhibit rules and of
+// the silences set at run time. It is nil when there is nothing to mute
+// with, unless always: once silences may come at run time, their ending
+// must unmark what they marked.
+func newMuter(packs []*rulepack.Pack, store Store, runtime []*rulepack.Silence, always bool) *muter {
 	m := &muter{store: store, sources: map[string]bool{}}
+	m.silences = append(m.silences, runtime...)
 	for _, p := range packs {
 		m.silences = append(m.silences, p.Silences...)
 		m.inhibits = append(m.inhibits, p.Inhibits...)
@@ -44,7 +49,7 @@ func newMuter(packs []*rulepack.Pack, store Store) *muter {
 			}
 		}
 	}
-	if len(m.silences) == 0 && len(m.inhibits) == 0 {
+	if len(m.silences) == 0 && len(m.inhibits) == 0 && !always {
 		return nil
 	}
 	return m

@@ -16,7 +16,8 @@ import (
 )
 
 // Change is one change of one alert in a replay: it started firing (or
-// pending), resolved, or changed severity.
+// pending), resolved, changed severity, or was muted or unmuted by a
+// silence.
 type Change struct {
 	At          time.Time         `json:"at"`
 	Rule        string            `json:"rule"`
@@ -25,6 +26,8 @@ type Change struct {
 	Severity    string            `json:"severity"`
 	Fingerprint string            `json:"fingerprint"`
 	Title       string            `json:"title,omitempty"`
+	// SilencedBy names the silences muting the alert: it opened no case.
+	SilencedBy []string `json:"silenced_by,omitempty"`
 }
 
 // Replay runs events through packs, in order of occurred_at, with event
@@ -32,9 +35,10 @@ type Change struct {
 // alerts resolve (resolve_after) at the moment their deadline falls
 // between two events, not when the next event happens to come. Once the
 // events are done the clock moves on to end, when end is later than the
-// last event. It returns every change of every alert, in time order. The
-// packs must be compiled; events is sorted in place.
-func Replay(ctx context.Context, packs []*rulepack.Pack, events []*cityhubv1.Event, end time.Time) ([]Change, error) {
+// last event. silences, set at run time, mute alerts beside the packs'
+// own. It returns every change of every alert, in time order. The packs
+// must be compiled; events is sorted in place.
+func Replay(ctx context.Context, packs []*rulepack.Pack, silences []*rulepack.Silence, events []*cityhubv1.Event, end time.Time) ([]Change, error) {
 	if err := alerting.CheckSupported(packs); err != nil {
 		return nil, err
 	}
@@ -47,7 +51,13 @@ func Replay(ctx context.Context, packs []*rulepack.Pack, events []*cityhubv1.Eve
 	}
 	store := alertstate.NewMemory(alertstate.Options{})
 	r := &replayer{proc: alerting.New(e, store), store: store, last: map[string]Change{}}
+	if silences != nil {
+		r.proc.SetSilences(silences)
+	}
 	// A silence starting or ending mutes or unmutes alerts at that moment.
+	for _, sl := range silences {
+		r.boundaries = append(r.boundaries, sl.Starts.UTC(), sl.Ends.UTC())
+	}
 	for _, p := range packs {
 		for _, sl := range p.Silences {
 			r.boundaries = append(r.boundaries, sl.Starts.UTC(), sl.Ends.UTC())
@@ -151,14 +161,14 @@ func (r *replayer) record(at time.Time, alerts []*cityhubv1.Alert) {
 	for _, a := range alerts {
 		c := Change{
 			At: at.UTC(), Rule: a.GetRule(), Labels: a.GetLabels(), State: a.GetState().Name(),
-			Severity: a.GetSeverity().Name(), Fingerprint: a.GetId(), Title: a.GetTitle(),
+			Severity: a.GetSeverity().Name(), Fingerprint: a.GetId(), Title: a.GetTitle(), SilencedBy: a.GetSilencedBy(),
 		}
 		prev, ok := r.last[c.Fingerprint]
 		if c.Rule == "" && ok {
 			// Sweeping an alert that is gone returns its id alone.
 			c.Rule, c.Labels, c.Severity, c.Title = prev.Rule, prev.Labels, prev.Severity, prev.Title
 		}
-		if ok && prev.State == c.State && prev.Severity == c.Severity {
+		if ok && prev.State == c.State && prev.Severity == c.Severity && slices.Equal(prev.SilencedBy, c.SilencedBy) {
 			continue
 		}
 		if !ok && c.State == "resolved" {

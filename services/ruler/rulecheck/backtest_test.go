@@ -3,6 +3,7 @@ package rulecheck
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -161,7 +162,7 @@ rules:
 	}
 	// Out of order on purpose: the replay sorts by occurred_at.
 	events := []*cityhubv1.Event{ev("b", at(8, 5)), ev("a", at(8, 0)), ev("c", at(8, 12))}
-	changes, err := Replay(context.Background(), packs, events, at(12, 0))
+	changes, err := Replay(context.Background(), packs, nil, events, at(12, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +171,55 @@ rules:
 		got = append(got, c.At.In(shanghai).Format("15:04")+" "+c.State)
 	}
 	if want := "08:00 pending,08:10 firing,09:12 resolved"; strings.Join(got, ",") != want {
+		t.Errorf("changes = %s, want %s", strings.Join(got, ","), want)
+	}
+}
+
+// TestReplayHonoursSilencesSetAtRunTime replays under a silence as GET
+// /v1/silences lists it: the alert that fires under it is muted, and
+// unmuted the moment the silence ends, with no event then.
+func TestReplayHonoursSilencesSetAtRunTime(t *testing.T) {
+	doc := `pack: p
+owner: water-affairs
+rules:
+  - id: deep
+    when: event.type == "waterlogging"
+    severity: severe
+    group_by: [district]
+`
+	dir := t.TempDir()
+	path := dir + "/p.yaml"
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	silences := dir + "/silences.json"
+	list := `{"items": [
+	  {"id": "S-1", "source": "api", "matchers": {"rule": ["p/deep"], "district": ["xuhui"]},
+	   "starts_at": "` + at(8, 0).Format(time.RFC3339) + `", "ends_at": "` + at(9, 0).Format(time.RFC3339) + `", "comment": "pumps"},
+	  {"id": "night-works", "source": "pack", "matchers": {"district": ["xuhui"]},
+	   "starts_at": "` + at(8, 0).Format(time.RFC3339) + `", "ends_at": "` + at(12, 0).Format(time.RFC3339) + `"}]}`
+	if err := os.WriteFile(silences, []byte(list), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runtime, err := readSilences(silences)
+	if err != nil || len(runtime) != 1 {
+		t.Fatalf("readSilences = %v, %v; want the one set at run time", runtime, err)
+	}
+	packs, err := rulepack.LoadFiles(testCatalog(t), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &cityhubv1.Event{Id: "a", Source: "iot", Type: "waterlogging", OccurredAt: timestamppb.New(at(8, 30)),
+		Location: &cityhubv1.Location{District: "xuhui"}}
+	changes, err := Replay(context.Background(), packs, runtime, []*cityhubv1.Event{ev}, at(10, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range changes {
+		got = append(got, fmt.Sprintf("%s %s %v", c.At.In(shanghai).Format("15:04"), c.State, c.SilencedBy))
+	}
+	if want := "08:30 firing [S-1],09:00 firing []"; strings.Join(got, ",") != want {
 		t.Errorf("changes = %s, want %s", strings.Join(got, ","), want)
 	}
 }

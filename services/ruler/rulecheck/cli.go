@@ -27,6 +27,7 @@ Usage:
   rulecheck backtest (--events FILE.ndjson | --kafka BROKERS --topic TOPIC)
                      [--from TIME] [--to TIME] --pack PATH... [--baseline PATH...]
                      [--catalog FILE] [--format text|json] [--max-events N]
+                     [--silences FILE.json]
 
 A PATH is a file or a directory searched recursively for packs (YAML with
 a top-level "pack:"), test files (a top-level "tests:") and notify.yaml
@@ -266,7 +267,7 @@ type BacktestReport struct {
 }
 
 func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("backtest", "backtest (--events FILE.ndjson | --kafka BROKERS --topic TOPIC) [--from TIME] [--to TIME] --pack PATH... [--baseline PATH...]", stderr)
+	fs := newFlags("backtest", "backtest (--events FILE.ndjson | --kafka BROKERS --topic TOPIC) [--from TIME] [--to TIME] --pack PATH... [--baseline PATH...] [--silences FILE.json]", stderr)
 	eventsPath := fs.String("events", "", "recorded events, one JSON event per line (\"-\": standard input)")
 	brokers := fs.String("kafka", "", "read the events from these Kafka brokers (host:port,...)")
 	topic := fs.String("topic", "city.events.v1", "the events topic, with --kafka")
@@ -274,6 +275,7 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	to := &timeFlag{now: time.Now}
 	fs.Var(from, "from", "replay events from this time: RFC 3339, or before now as -24h or -7d (required with --kafka)")
 	fs.Var(to, "to", "replay events before this time (default: all)")
+	silencesPath := fs.String("silences", "", "silences set at run time to honour, as GET /v1/silences answers them (JSON)")
 	var packs, baseline listFlag
 	fs.Var(&packs, "pack", "the packs to replay: files or directories; repeat or separate with commas")
 	fs.Var(&baseline, "baseline", "packs to compare with: files or directories; repeat or separate with commas")
@@ -319,6 +321,12 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return fail(1, "--baseline: %v", err)
 		}
 	}
+	var silences []*rulepack.Silence
+	if *silencesPath != "" {
+		if silences, err = readSilences(*silencesPath); err != nil {
+			return fail(1, "--silences: %v", err)
+		}
+	}
 	window := Window{From: from.t, To: to.t}
 	evs, err := readEvents(ctx, *eventsPath, *brokers, *topic, window, cat, *maxEvents, *maxLine, stderr)
 	if err != nil {
@@ -327,11 +335,11 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	rep := BacktestReport{Events: len(evs), From: from.t, To: to.t}
 	// Both replays see the same events; Replay sorts them in place, which
 	// the second replay then finds done.
-	if rep.Alerts, err = Replay(ctx, newPacks, evs, to.t); err != nil {
+	if rep.Alerts, err = Replay(ctx, newPacks, silences, evs, to.t); err != nil {
 		return fail(1, "backtest: %v", err)
 	}
 	if oldPacks != nil {
-		if rep.BaselineAlerts, err = Replay(ctx, oldPacks, evs, to.t); err != nil {
+		if rep.BaselineAlerts, err = Replay(ctx, oldPacks, silences, evs, to.t); err != nil {
 			return fail(1, "backtest: baseline: %v", err)
 		}
 		rep.Diff = Diff(Episodes(rep.BaselineAlerts), Episodes(rep.Alerts))
