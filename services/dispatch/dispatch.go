@@ -22,10 +22,10 @@ import (
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/dispatch/cases"
 	"github.com/cityhub/cityhub/services/dispatch/casestore"
-	"github.com/cityhub/cityhub/services/dispatch/workcal"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/stream"
+	"github.com/cityhub/cityhub/services/platform/workcal"
 )
 
 // DefaultGroup is the consumer group of the alert consumer.

@@ -28,7 +28,6 @@ import (
 	frontendstub "github.com/cityhub/cityhub/frontend-stub"
 	"github.com/cityhub/cityhub/services/cityhub/embedded"
 	"github.com/cityhub/cityhub/services/dispatch"
-	"github.com/cityhub/cityhub/services/dispatch/workcal"
 	"github.com/cityhub/cityhub/services/intake"
 	"github.com/cityhub/cityhub/services/intake/adapters"
 	"github.com/cityhub/cityhub/services/live"
@@ -42,6 +41,7 @@ import (
 	"github.com/cityhub/cityhub/services/platform/redisclient"
 	"github.com/cityhub/cityhub/services/platform/serve"
 	"github.com/cityhub/cityhub/services/platform/stream"
+	"github.com/cityhub/cityhub/services/platform/workcal"
 	"github.com/cityhub/cityhub/services/ruler"
 )
 

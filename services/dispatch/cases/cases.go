@@ -12,9 +12,9 @@ import (
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/dispatch/casestore"
 	"github.com/cityhub/cityhub/services/dispatch/lifecycle"
-	"github.com/cityhub/cityhub/services/dispatch/workcal"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
+	"github.com/cityhub/cityhub/services/platform/workcal"
 )
 
 // Publisher puts a stored change on city.cases.v1. It returns once the

@@ -15,10 +15,10 @@ import (
 	"github.com/cityhub/cityhub/services/dispatch/cases"
 	"github.com/cityhub/cityhub/services/dispatch/casestore"
 	"github.com/cityhub/cityhub/services/dispatch/lifecycle"
-	"github.com/cityhub/cityhub/services/dispatch/workcal"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/redistest"
+	"github.com/cityhub/cityhub/services/platform/workcal"
 )
 
 func TestMain(m *testing.M) {

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
-	"github.com/cityhub/cityhub/services/dispatch/workcal"
+	"github.com/cityhub/cityhub/services/platform/workcal"
 )
 
 // The moments of a deadline, in the order they come (Deadline.fired counts

@@ -32,8 +32,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
-	"github.com/cityhub/cityhub/services/dispatch/workcal"
 	"github.com/cityhub/cityhub/services/platform/auth"
+	"github.com/cityhub/cityhub/services/platform/workcal"
 )
 
 var (

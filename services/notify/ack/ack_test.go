@@ -14,10 +14,10 @@ import (
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/dispatch/cases"
 	"github.com/cityhub/cityhub/services/dispatch/casestore"
-	"github.com/cityhub/cityhub/services/dispatch/workcal"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
 	"github.com/cityhub/cityhub/services/platform/redistest"
+	"github.com/cityhub/cityhub/services/platform/workcal"
 )
 
 var key = []byte("0123456789abcdef0123456789abcdef")

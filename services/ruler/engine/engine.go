@@ -164,11 +164,11 @@ func (e *Engine) NewWorker() *Worker {
 	return w
 }
 
-// Eval evaluates ev against every candidate rule and appends a Result to
-// out for each condition that holds, clear results before fire results of
-// the same rule. A rule whose evaluation fails is counted in
-// cityhub_ruler_rule_errors_total and skipped; the other rules still see
-// the event.
+// Eval evaluates ev against every candidate rule that sees it (see
+// rulepack.Rule.Sees) and appends a Result to out for each condition that
+// holds, clear results before fire results of the same rule. A rule whose
+// evaluation fails is counted in cityhub_ruler_rule_errors_total and
+// skipped; the other rules still see the event.
 func (w *Worker) Eval(ev *cityhubv1.Event, out []Result) []Result {
 	n := len(out)
 	out = w.Match(ev, out)
@@ -192,6 +192,11 @@ func (w *Worker) Match(ev *cityhubv1.Event, out []Result) []Result {
 	}
 	for _, i := range idx {
 		r := w.e.rules[i]
+		if !r.Sees(ev) {
+			// Outside the rule's active time: not a match, not a clear,
+			// not a sign of life.
+			continue
+		}
 		m := w.e.metrics.rules[i]
 		if p := w.e.fast.Clear(i); p != nil && w.holdsDirect(p, m) {
 			labels := w.labels(r)

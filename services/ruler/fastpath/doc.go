@@ -16,9 +16,10 @@
 // int constant k going in and a bool coming out, neither of which
 // allocates. A condition left with nothing but tests joined by &&, || and !
 // runs as Go, without the VM. What the patch does not cover (time fields,
-// arithmetic, builtins, in_area, `matches`, ...) still reads the event
-// through rulepack.Env, which the caller then fills for that event
-// (Program.NeedsEnv); a program that reads nothing else never needs it.
+// arithmetic, builtins, in_area, local_hour, `matches`, ...) still reads
+// the event through rulepack.Env, which the caller then fills for that
+// event (Program.NeedsEnv); a program that reads nothing else never needs
+// it.
 //
 // The verdicts are expr's exactly: where the typed comparison cannot decide
 // in the common way (a missing attribute compared for order, a list,

@@ -191,3 +191,39 @@ func TestPlacesMatchExpr(t *testing.T) {
 	events = append(events, &cityhubv1.Event{Id: "bare"})
 	checkSame(t, cat, conds, events)
 }
+
+// TestTimeFunctionsMatchExpr covers local_hour and working_time, to which
+// rulepack's options pass event.occurred_at: compiled with the comparison
+// patch as well, they run patched, with the environment, on the same
+// calendar.
+func TestTimeFunctionsMatchExpr(t *testing.T) {
+	cat, err := catalog.Load("../../../rules/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conds := []string{
+		`event.type == "noise_complaint" && (local_hour() >= 22 || local_hour() < 6)`,
+		`working_time() && event.source == "hotline"`,
+		`!working_time() || local_hour() == 12`,
+		`local_hour() in 9..17 && event.type != "rainfall"`,
+	}
+	var events []*cityhubv1.Event
+	cst := time.FixedZone("CST", 8*3600)
+	for _, at := range []time.Time{
+		time.Date(2026, 7, 1, 10, 0, 0, 0, cst),  // working time
+		time.Date(2026, 7, 1, 12, 30, 0, 0, cst), // lunch
+		time.Date(2026, 7, 1, 23, 0, 0, 0, cst),  // night
+		time.Date(2026, 10, 1, 10, 0, 0, 0, cst), // a holiday
+		time.Date(2026, 10, 10, 9, 0, 0, 0, cst), // a make-up working Saturday
+	} {
+		for _, typ := range []string{"noise_complaint", "rainfall"} {
+			for _, src := range []string{"hotline", "iot"} {
+				ev := event(typ, nil, 121.43, 31.18)
+				ev.Source, ev.OccurredAt = src, timestamppb.New(at)
+				events = append(events, ev)
+			}
+		}
+	}
+	events = append(events, &cityhubv1.Event{Id: "bare"})
+	checkSame(t, cat, conds, events)
+}

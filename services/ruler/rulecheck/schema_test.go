@@ -261,7 +261,7 @@ var packFields = map[reflect.Type]map[string]string{
 		"Summary": ".rules.*.summary", "Escalate": ".rules.*.escalate", "Count": ".rules.*.count",
 		"For": ".rules.*.for", "ResolveAfter": ".rules.*.resolve_after", "ClearWhen": ".rules.*.clear_when",
 		"Dispatch": ".rules.*.dispatch", "Shadow": ".rules.*.shadow", "Publish": ".rules.*.publish",
-		"Absent": ".rules.*.absent",
+		"Absent": ".rules.*.absent", "Active": ".rules.*.active",
 	},
 	reflect.TypeFor[rulepack.Absent](): {"For": ".rules.*.absent.for"},
 	reflect.TypeFor[rulepack.Step](): {

@@ -35,15 +35,29 @@ var Builtins = []string{
 //	distance_m(a, b)  float: great-circle metres between a and b, each a
 //	    location or a [lon, lat] pair. NaN — so that every comparison is
 //	    false — when a location has no coordinates.
-var Functions = []string{"in_area", "distance_m"}
+//	local_hour()  int: the hour (0–23) of event.occurred_at in the
+//	    catalog's time zone (calendar.timezone).
+//	working_time()  bool: event.occurred_at falls in working time on the
+//	    catalog's calendar: inside the work hours of a working weekday that
+//	    is not a holiday, or of a make-up working day.
+//
+// The last two take no arguments and read the event's own time, so a rule
+// gives the same answer however late the event arrives. Without a catalog,
+// a condition that calls in_area, local_hour or working_time is refused.
+var Functions = []string{"in_area", "distance_m", "local_hour", "working_time"}
 
 // MaxOperands bounds the entries kept to explain one rule.
 const MaxOperands = 12
 
-// ExprOptions returns the options every expression of a pack compiles
+// exprOptions returns the options every expression of a pack compiles
 // with, against env: Env, or a struct that embeds it (the type check's
-// typedEnv, the engine's fast path). in_area reads the areas of cat.
-func ExprOptions(cat *catalog.Catalog, env any) []expr.Option {
+// typedEnv, the engine's fast path). in_area reads the areas of h's
+// catalog, the time functions its calendar.
+func exprOptions(h *helpers, env any) []expr.Option {
+	var cat *catalog.Catalog
+	if h != nil {
+		cat = h.cat
+	}
 	opts := []expr.Option{
 		expr.Env(env),
 		expr.DisableAllBuiltins(),
@@ -80,6 +94,7 @@ func ExprOptions(cat *catalog.Catalog, env any) []expr.Option {
 			new(func([]any, []any) float64),
 		),
 	}
+	opts = append(opts, timeOptions(h)...)
 	for _, b := range Builtins {
 		opts = append(opts, expr.EnableBuiltin(b))
 	}
@@ -89,9 +104,9 @@ func ExprOptions(cat *catalog.Catalog, env any) []expr.Option {
 // ConditionOptions returns the options r's conditions (when, clear_when,
 // escalate) compiled with, against env instead of Env. A second compile of
 // their text with these, and patches, accepts what Compile accepted and
-// calls the same functions over the same catalog.
+// calls the same functions over the same catalog and calendar.
 func (r *Rule) ConditionOptions(env any) []expr.Option {
-	return append(ExprOptions(r.catalog, env), expr.AsBool())
+	return append(exprOptions(r.helpers, env), expr.AsBool())
 }
 
 // hasPoint reports whether the location has coordinates: intake requires
@@ -126,12 +141,17 @@ func point(v any) (pt [2]float64, ok bool, err error) {
 // Compile compiles every rule of p: conditions, clear conditions, escalate
 // steps, titles and summaries. With a catalog it also checks departments,
 // event types, areas and the attributes conditions read against it, and
-// fills dispatch defaults from it. It reports every problem as an Errors
-// value.
+// fills dispatch defaults from it; its calendar is what active and the time
+// functions read. It reports every problem as an Errors value.
 func Compile(p *Pack, cat *catalog.Catalog) error {
-	c := compiler{file: p.File, cat: cat}
-	if cat != nil && p.Owner != "" {
-		if _, ok := cat.Department(p.Owner); !ok {
+	return compile(p, newHelpers(cat))
+}
+
+// compile compiles p over h, which the packs of one load share.
+func compile(p *Pack, h *helpers) error {
+	c := compiler{file: p.File, cat: h.cat, h: h}
+	if c.cat != nil && p.Owner != "" {
+		if _, ok := c.cat.Department(p.Owner); !ok {
 			c.errorf(Pos{}, "", "owner %q is not a department of the catalog", p.Owner)
 		}
 	}
@@ -145,6 +165,7 @@ func Compile(p *Pack, cat *catalog.Catalog) error {
 type compiler struct {
 	file string
 	cat  *catalog.Catalog
+	h    *helpers
 	errs Errors
 }
 
@@ -188,7 +209,12 @@ func fieldText(r *Rule, field string) string {
 }
 
 func (c *compiler) rule(r *Rule) {
-	r.catalog = c.cat
+	r.helpers = c.h
+	if r.Active != "" {
+		if _, err := c.h.calendar(); err != nil {
+			c.errorf(r.Fields["active"], r.ID, "active: %v", err)
+		}
+	}
 	if r.When != "" {
 		r.Program, r.Types = c.condition(r, r.source("when"), nil)
 		if r.Program != nil {
@@ -428,8 +454,9 @@ func attrName(n ast.Node) (string, bool) {
 
 // check checks a condition beyond what the expr compiler does: the event
 // types it names and the attributes it reads against the catalog, and the
-// arguments of in_area and distance_m. Each problem is reported where it is
-// in the file when the expression's columns map onto the file's.
+// arguments of in_area, distance_m and the time functions. Each problem is
+// reported where it is in the file when the expression's columns map onto
+// the file's.
 func (c *compiler) check(r *Rule, src source, tree *parser.Tree, own, types []string) bool {
 	ok := true
 	if c.cat != nil {
@@ -512,10 +539,18 @@ func (v *checkVisitor) Visit(n *ast.Node) {
 	}
 }
 
-// call checks the arguments of in_area and distance_m.
+// call checks the arguments of in_area, distance_m and the time functions.
 func (v *checkVisitor) call(n *ast.CallNode) {
 	id, ok := n.Callee.(*ast.IdentifierNode)
 	if !ok {
+		return
+	}
+	if isTimeFunction(id.Value) {
+		if len(n.Arguments) > 0 {
+			v.add(n, "%s takes no arguments: it reads event.occurred_at", id.Value)
+		} else if _, err := v.c.h.calendar(); err != nil {
+			v.add(n, "%s: %v", id.Value, err)
+		}
 		return
 	}
 	switch id.Value {
@@ -589,19 +624,20 @@ var comparisons = map[string]bool{
 
 // operands compiles, for explanations, the leaves of a condition: each
 // comparison's non-literal operands, then the comparison itself, and calls
-// of in_area. A part that does not compile on its own is skipped.
+// of in_area and working_time. A part that does not compile on its own is
+// skipped.
 func (c *compiler) operands(src string) []Operand {
 	tree, err := parser.Parse(src)
 	if err != nil {
 		return nil
 	}
-	v := &operandVisitor{cat: c.cat, seen: map[string]bool{}}
+	v := &operandVisitor{h: c.h, seen: map[string]bool{}}
 	ast.Walk(&tree.Node, v)
 	return v.out
 }
 
 type operandVisitor struct {
-	cat  *catalog.Catalog
+	h    *helpers
 	seen map[string]bool
 	out  []Operand
 }
@@ -612,7 +648,7 @@ func (v *operandVisitor) add(n ast.Node, leaf bool) {
 		return
 	}
 	v.seen[src] = true
-	prog, err := expr.Compile(src, ExprOptions(v.cat, Env{})...)
+	prog, err := expr.Compile(src, exprOptions(v.h, Env{})...)
 	if err != nil {
 		return
 	}
@@ -634,7 +670,7 @@ func (v *operandVisitor) Visit(n *ast.Node) {
 		}
 		v.add(node, true)
 	case *ast.CallNode:
-		if id, ok := node.Callee.(*ast.IdentifierNode); ok && id.Value == "in_area" {
+		if id, ok := node.Callee.(*ast.IdentifierNode); ok && (id.Value == "in_area" || id.Value == "working_time") {
 			v.add(node, true)
 		}
 	}

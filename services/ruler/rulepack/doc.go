@@ -43,6 +43,10 @@
 //	               is never dispatched and inhibits nothing
 //	publish        [cap]: make the rule's alerts public warnings in the city's
 //	               CAP feed (Alert, Update on escalation, Cancel on resolve)
+//	active         working_hours | off_hours: the rule sees only the events
+//	               whose occurred_at is in working time (or outside it) on
+//	               the catalog's calendar; to the others it is blind: they
+//	               fire, clear and keep alive nothing of it
 //
 // The event fields conditions, templates, group_by and count.distinct
 // name are one table, EventFields.
@@ -55,7 +59,10 @@
 // not know, and a condition that is not provably bool (a number, or a value
 // of unknown type such as get's) are load errors at their position. Besides
 // the allow-listed builtins (Builtins), conditions may call Functions:
-// in_area(event.location, "NAME") and distance_m(a, b).
+// in_area(event.location, "NAME"), distance_m(a, b), local_hour() and
+// working_time(). The last two, and active, read the catalog's calendar
+// (its time zone, work hours, weekdays, holidays and make-up working days),
+// built once per load; without a catalog they are refused, as in_area is.
 //
 // A silence mutes alerts for a time (maintenance windows, roadworks):
 //

@@ -146,7 +146,7 @@ func TestEnvMatchesEventFields(t *testing.T) {
 		var env Env
 		env.Reset(ev)
 		for _, f := range EventFields() {
-			prog, err := expr.Compile("event."+f.Path, ExprOptions(nil, Env{})...)
+			prog, err := expr.Compile("event."+f.Path, exprOptions(nil, Env{})...)
 			if err != nil {
 				t.Fatalf("event.%s: %v", f.Path, err)
 			}

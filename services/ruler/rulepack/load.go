@@ -37,6 +37,7 @@ func LoadFiles(cat *catalog.Catalog, files ...string) ([]*Pack, error) {
 	var errs Errors
 	var packs []*Pack
 	byName := map[string]string{}
+	h := newHelpers(cat)
 	for _, f := range files {
 		b, err := readFile(f)
 		if err != nil {
@@ -45,7 +46,7 @@ func LoadFiles(cat *catalog.Catalog, files ...string) ([]*Pack, error) {
 		}
 		p, err := Parse(f, b)
 		if err == nil {
-			err = Compile(p, cat)
+			err = compile(p, h)
 		}
 		if err != nil {
 			var pe Errors

@@ -9,7 +9,6 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
-	"github.com/cityhub/cityhub/services/platform/catalog"
 )
 
 // Pack is one parsed rule pack. Once compiled it is read-only and safe to
@@ -62,6 +61,10 @@ type Rule struct {
 	// matches is a sign of life of its group, and the group's alert fires
 	// once none has come for Absent.For, and resolves with the next one.
 	Absent *Absent
+	// Active, when set, restricts the rule to the events of working time
+	// or of the rest of the time (see Sees); the others match none of its
+	// conditions.
+	Active Active
 
 	// Pos is where the rule starts; Fields holds where each field's value
 	// is, by field name.
@@ -89,8 +92,9 @@ type Rule struct {
 	Types []string
 	// ClearTypes is Types for ClearWhen.
 	ClearTypes []string
-	// catalog is the catalog Compile was given: in_area reads its areas.
-	catalog *catalog.Catalog
+	// helpers are the catalog Compile was given and its calendar: in_area
+	// reads its areas, active and the time functions its calendar.
+	helpers *helpers
 }
 
 // Name returns the rule's name as alerts carry it: "pack/id".

@@ -390,6 +390,7 @@ func (p *yamlParser) ruleNode(n *yaml.Node, pack string) *Rule {
 		"resolve_after": func(v *yaml.Node) { r.ResolveAfter = p.duration(v, "resolve_after", time.Second, MaxWindow) },
 		"clear_when":    func(v *yaml.Node) { r.ClearWhen = p.str(v, "clear_when", MaxExprBytes) },
 		"dispatch":      func(v *yaml.Node) { r.Dispatch = p.dispatch(v) },
+		"active":        func(v *yaml.Node) { r.Active = p.active(v) },
 		"absent": func(v *yaml.Node) {
 			a := &Absent{}
 			got := p.fields(v, "absent", map[string]func(*yaml.Node){
@@ -482,6 +483,20 @@ func (p *yamlParser) severity(v *yaml.Node, what string) cityhubv1.Severity {
 		p.errorf(v, "%s: %v", what, err)
 	}
 	return sev
+}
+
+// active reads a rule's active: working_hours or off_hours.
+func (p *yamlParser) active(n *yaml.Node) Active {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errorf(n, "active: want working_hours or off_hours, got %s", kind(n))
+		return ""
+	}
+	a := Active(n.Value)
+	if !slices.Contains(activeValues, a) {
+		p.errorf(n, "active: %q is neither working_hours nor off_hours", truncate(n.Value, 32))
+		return ""
+	}
+	return a
 }
 
 func (p *yamlParser) boolean(n *yaml.Node, what string) bool {

@@ -285,6 +285,9 @@ func TestFeaturesPack(t *testing.T) {
 	if school.Program == nil {
 		t.Error("in_area rule not compiled")
 	}
+	if school.Active != "" || p.Rules[3].Active != ActiveOffHours || p.Rules[4].Program == nil {
+		t.Errorf("active = %q, %q; time functions compiled %v", school.Active, p.Rules[3].Active, p.Rules[4].Program != nil)
+	}
 	if len(p.Silences) != 1 || len(p.Inhibits) != 1 {
 		t.Fatalf("silences %d, inhibits %d", len(p.Silences), len(p.Inhibits))
 	}

@@ -36,7 +36,7 @@ var typedAttrs = map[catalog.AttrType]string{
 // what does not type-check, and a result that is not provably bool: expr's
 // AsBool lets a result of unknown type through, to fail at run time.
 func (c *compiler) typeCheck(r *Rule, src source, types []string) bool {
-	opts := append(ExprOptions(c.cat, typedEnv{}),
+	opts := append(exprOptions(c.h, typedEnv{}),
 		// The optimizer may fold nodes; the checked tree keeps every type.
 		expr.Optimize(false),
 		expr.Patch(attrTyper{c: c, types: types}))

@@ -18,12 +18,12 @@ import (
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/dispatch/cases"
 	"github.com/cityhub/cityhub/services/dispatch/casestore"
-	"github.com/cityhub/cityhub/services/dispatch/workcal"
 	"github.com/cityhub/cityhub/services/notify"
 	notifyconfig "github.com/cityhub/cityhub/services/notify/config"
 	"github.com/cityhub/cityhub/services/platform/config"
 	"github.com/cityhub/cityhub/services/platform/daemon"
 	"github.com/cityhub/cityhub/services/platform/stream"
+	"github.com/cityhub/cityhub/services/platform/workcal"
 )
 
 func main() {

@@ -76,6 +76,41 @@ func TestAdd(t *testing.T) {
 	}
 }
 
+func TestIsWorking(t *testing.T) {
+	c := shanghai(t)
+	tests := []struct {
+		name, at string
+		want     bool
+	}{
+		{"a period's first minute", "2025-07-01 09:00", true},
+		{"before work", "2025-07-01 08:59", false},
+		{"a period's end is out", "2025-07-01 12:00", false},
+		{"lunch", "2025-07-01 13:00", false},
+		{"afternoon", "2025-07-01 17:29", true},
+		{"evening", "2025-07-01 22:00", false},
+		{"Saturday morning", "2025-07-05 10:00", false},
+		{"a holiday's morning", "2025-10-02 10:00", false},
+		{"a make-up Sunday", "2025-09-28 10:00", true},
+		{"the make-up Sunday's evening", "2025-09-28 20:00", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tm := at(t, c, tt.at)
+			if got := c.IsWorking(tm); got != tt.want {
+				t.Errorf("IsWorking(%s) = %v, want %v", tt.at, got, tt.want)
+			}
+			// The same instant in another zone gets the same answer.
+			if got := c.IsWorking(tm.UTC()); got != tt.want {
+				t.Errorf("IsWorking(%s in UTC) = %v, want %v", tt.at, got, tt.want)
+			}
+		})
+	}
+	tm := at(t, c, "2025-07-01 10:00")
+	if n := testing.AllocsPerRun(100, func() { c.IsWorking(tm) }); n != 0 {
+		t.Errorf("IsWorking: %v allocations, want 0", n)
+	}
+}
+
 func TestBetween(t *testing.T) {
 	c := shanghai(t)
 	tests := []struct {

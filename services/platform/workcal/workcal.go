@@ -1,7 +1,8 @@
 // Package workcal does time arithmetic on a working calendar: which hours of
 // which days count as work (工作时), which dates are holidays, and which
 // weekend dates are make-up working days (调休). Case deadlines given in
-// working hours or days are computed and shifted with it.
+// working hours or days are computed and shifted with it, and rule
+// conditions ask it whether an event happened in working time.
 //
 // A Calendar works in one time zone; its work periods are wall-clock times,
 // so a zone with daylight saving time gets shorter or longer days where the
@@ -200,10 +201,15 @@ func (c *Calendar) at(d Date, off time.Duration) time.Time {
 	return time.Date(d.Year, d.Month, d.Day, h, m, sec, 0, c.loc)
 }
 
-// IsWorking reports whether t falls in working time.
+// IsWorking reports whether t falls in working time. It does not allocate:
+// the ruler asks it for every event of a rule restricted to working time.
 func (c *Calendar) IsWorking(t time.Time) bool {
-	for _, s := range c.spans(DateOf(t.In(c.loc))) {
-		if !t.Before(s[0]) && t.Before(s[1]) {
+	d := DateOf(t.In(c.loc))
+	if !c.IsWorkday(d) {
+		return false
+	}
+	for _, p := range c.periods {
+		if !t.Before(c.at(d, p.Start)) && t.Before(c.at(d, p.End)) {
 			return true
 		}
 	}
