@@ -36,7 +36,8 @@ func wantsCase(a *cityhubv1.Alert) bool {
 // it returns, so that an alert is committed only once its case is on Kafka.
 // A redelivered alert finds its case and publishes the case's latest change
 // again (not its creation, which would look like a step back to a reader
-// that keeps the highest version).
+// that keeps the highest version); a later version of the alert that
+// opened a case publishes nothing.
 func (s *Service) applyAlerts(ctx context.Context, batch []stream.Record[*cityhubv1.Alert]) error {
 	var (
 		out      []kafka.Message
@@ -45,6 +46,16 @@ func (s *Service) applyAlerts(ctx context.Context, batch []stream.Record[*cityhu
 	)
 	for i, r := range batch {
 		a := r.Value
+		if inhibitedWithCase(a) {
+			linked, err := s.linkInhibited(ctx, a)
+			if err != nil {
+				return err // Redis or Kafka trouble: the batch is retried, and Link is idempotent
+			}
+			if linked {
+				counts["linked"]++
+				continue
+			}
+		}
 		if !wantsCase(a) {
 			counts["ignored"]++
 			continue
@@ -63,12 +74,20 @@ func (s *Service) applyAlerts(ctx context.Context, batch []stream.Record[*cityhu
 		}
 		// The alert's events, those it opened with and those that joined
 		// it since, can be followed to their case (Open311 answers with it).
-		if err := s.store.IndexEvents(ctx, a.GetDistrict(), change.GetCase().GetId(), a.GetEventIds()); err != nil {
+		if err := s.store.IndexAlert(ctx, a.GetDistrict(), change.GetCase().GetId(), a.GetId(), a.GetEventIds()); err != nil {
 			return err
 		}
 		if created {
 			counts["opened"]++
 		} else {
+			if v := change.GetCase().GetAlertVersion(); v > 0 && a.GetVersion() > v {
+				// A later version of the alert that opened the case (more
+				// events, a new severity): the case has all it needs, and
+				// its opening was published before this came, or comes
+				// again with the opening message's redelivery.
+				counts["update"]++
+				continue
+			}
 			counts["duplicate"]++
 			latest, err := s.store.Latest(ctx, change.GetCase().GetId())
 			if err != nil && !errors.Is(err, casestore.ErrNotFound) {
@@ -97,6 +116,42 @@ func (s *Service) applyAlerts(ctx context.Context, batch []stream.Record[*cityhu
 		return rejected
 	}
 	return nil
+}
+
+// inhibitedWithCase reports whether a is a firing alert that would open a
+// case but for the alerts that inhibit it: its case, if it opened one
+// before, becomes a linked part of theirs.
+func inhibitedWithCase(a *cityhubv1.Alert) bool {
+	return a.GetState() == cityhubv1.AlertState_ALERT_STATE_FIRING && !a.GetShadow() &&
+		a.GetDispatch().GetLead() != "" && len(a.GetInhibitedBy()) > 0
+}
+
+// linkInhibited links the case a opened, when it opened one, into the case
+// of the first alert inhibiting it that has one in a's district (inhibit
+// rules match on the district: a district-wide alert and its streets'),
+// and reports whether it did.
+func (s *Service) linkInhibited(ctx context.Context, a *cityhubv1.Alert) (bool, error) {
+	id, err := s.store.CaseOfAlert(ctx, a.GetDistrict(), a.GetId())
+	if errors.Is(err, casestore.ErrNotFound) {
+		return false, nil // inhibited from the start: it never opened one
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, inh := range a.GetInhibitedBy() {
+		into, err := s.store.CaseOfAlert(ctx, a.GetDistrict(), inh)
+		if errors.Is(err, casestore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if err := s.cases.Link(ctx, id, into); err != nil && !errors.Is(err, casestore.ErrNotFound) {
+			return false, err
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // checkAlert refuses alerts no one could ever see the case of.
@@ -129,6 +184,7 @@ func (s *Service) openFromAlert(ctx context.Context, a *cityhubv1.Alert) (*cityh
 		Origin:        casestore.OriginAlert,
 		AlertId:       a.GetId(),
 		AlertStartsAt: a.GetStartsAt(),
+		AlertVersion:  a.GetVersion(),
 		EventIds:      a.GetEventIds(),
 		Labels:        a.GetLabels(),
 		Rule:          a.GetRule(),

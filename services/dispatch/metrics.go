@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
 		alerts: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "cityhub_dispatch_alerts_total",
-			Help: "Alerts consumed, by outcome: opened (a case), duplicate (its case existed), ignored (nothing to dispatch), rejected (dead-lettered).",
+			Help: "Alerts consumed, by outcome: opened (a case), update (a later version of the alert that opened a case), duplicate (the opening alert again: its case existed), linked (an inhibited alert whose case was linked), ignored (nothing to dispatch), rejected (dead-lettered).",
 		}, []string{"outcome"}),
 		changes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "cityhub_dispatch_case_changes_total",

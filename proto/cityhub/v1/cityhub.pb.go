@@ -1488,7 +1488,17 @@ type Case struct {
 	Overdue bool `protobuf:"varint,34,opt,name=overdue,proto3" json:"overdue,omitempty"`
 	// timer_at is when dispatch next has to look at the case (a warning or a
 	// deadline); unset when no clock is running.
-	TimerAt       *timestamppb.Timestamp `protobuf:"bytes,35,opt,name=timer_at,json=timerAt,proto3" json:"timer_at,omitempty"`
+	TimerAt *timestamppb.Timestamp `protobuf:"bytes,35,opt,name=timer_at,json=timerAt,proto3" json:"timer_at,omitempty"`
+	// linked_into is the case this one became a linked part of: that of the
+	// district-wide alert that inhibits this case's alert. Unlike a merged
+	// duplicate, a linked case carries on with its own parts and deadlines.
+	// linked lists the cases linked into this one.
+	LinkedInto string   `protobuf:"bytes,36,opt,name=linked_into,json=linkedInto,proto3" json:"linked_into,omitempty"`
+	Linked     []string `protobuf:"bytes,37,rep,name=linked,proto3" json:"linked,omitempty"`
+	// alert_version is the version of the alert message that opened the
+	// case: a later version of that alert is an update, not the opening
+	// message redelivered, and needs nothing of the case.
+	AlertVersion  int64 `protobuf:"varint,38,opt,name=alert_version,json=alertVersion,proto3" json:"alert_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1766,6 +1776,27 @@ func (x *Case) GetTimerAt() *timestamppb.Timestamp {
 		return x.TimerAt
 	}
 	return nil
+}
+
+func (x *Case) GetLinkedInto() string {
+	if x != nil {
+		return x.LinkedInto
+	}
+	return ""
+}
+
+func (x *Case) GetLinked() []string {
+	if x != nil {
+		return x.Linked
+	}
+	return nil
+}
+
+func (x *Case) GetAlertVersion() int64 {
+	if x != nil {
+		return x.AlertVersion
+	}
+	return 0
 }
 
 // CaseChange is published after every change of a case: the full case as it
@@ -2299,7 +2330,7 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1e\n" +
 	"\n" +
 	"department\x18\x02 \x01(\tR\n" +
-	"department\"\x99\v\n" +
+	"department\"\xf7\v\n" +
 	"\x04Case\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12.\n" +
@@ -2341,7 +2372,11 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\x10escalation_level\x18  \x01(\x05R\x0fescalationLevel\x12\x16\n" +
 	"\x06warned\x18! \x01(\bR\x06warned\x12\x18\n" +
 	"\aoverdue\x18\" \x01(\bR\aoverdue\x125\n" +
-	"\btimer_at\x18# \x01(\v2\x1a.google.protobuf.TimestampR\atimerAt\x1a9\n" +
+	"\btimer_at\x18# \x01(\v2\x1a.google.protobuf.TimestampR\atimerAt\x12\x1f\n" +
+	"\vlinked_into\x18$ \x01(\tR\n" +
+	"linkedInto\x12\x16\n" +
+	"\x06linked\x18% \x03(\tR\x06linked\x12#\n" +
+	"\ralert_version\x18& \x01(\x03R\falertVersion\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"b\n" +

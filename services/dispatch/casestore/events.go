@@ -55,3 +55,44 @@ func (s *Store) CaseOfEvent(ctx context.Context, district, key string) (string, 
 	}
 	return id, nil
 }
+
+// alertKey is the latest case opened from the alert (a fingerprint) in
+// district.
+func alertKey(district, alertID string) string {
+	return prefix + "case-of-alert:" + tag(district) + ":" + alertID
+}
+
+// IndexAlert remembers, in one round trip, that case id (of district) was
+// opened from the alert alertID and holds the events keys (source/id), as
+// IndexEvents does. The alert's latest case is what a case linked to the
+// alert's is linked into (CaseOfAlert).
+func (s *Store) IndexAlert(ctx context.Context, district, id, alertID string, keys []string) error {
+	if !ValidDistrict(district) {
+		return ErrInvalid
+	}
+	p := s.rdb.Pipeline()
+	p.Set(ctx, alertKey(district, alertID), id, EventIndexTTL)
+	for _, k := range keys {
+		p.SetNX(ctx, eventKey(district, k), id, EventIndexTTL)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return fmt.Errorf("index the alert and events of %s: %w", id, err)
+	}
+	return nil
+}
+
+// CaseOfAlert returns the id of the latest case opened from the alert
+// alertID of district, or ErrNotFound.
+func (s *Store) CaseOfAlert(ctx context.Context, district, alertID string) (string, error) {
+	if !ValidDistrict(district) {
+		return "", ErrNotFound
+	}
+	id, err := s.rdb.Get(ctx, alertKey(district, alertID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("the case of alert %s: %w", alertID, err)
+	}
+	return id, nil
+}

@@ -33,3 +33,30 @@ func TestEventIndex(t *testing.T) {
 		t.Errorf("indexing under a bad district: %v", err)
 	}
 }
+
+func TestAlertIndex(t *testing.T) {
+	ctx := context.Background()
+	s := New(redistest.Start(t).Client, []string{"xuhui", "pudong"})
+	if _, err := s.CaseOfAlert(ctx, "xuhui", "fp-1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an alert that opened no case: %v, want ErrNotFound", err)
+	}
+	if err := s.IndexAlert(ctx, "xuhui", "xuhui-01", "fp-1", []string{"iot/g1"}); err != nil {
+		t.Fatal(err)
+	}
+	// The alert's next episode opens another case: that one is its case now.
+	if err := s.IndexAlert(ctx, "xuhui", "xuhui-02", "fp-1", []string{"iot/g2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.CaseOfAlert(ctx, "xuhui", "fp-1"); err != nil || got != "xuhui-02" {
+		t.Errorf("CaseOfAlert = %q, %v; want xuhui-02", got, err)
+	}
+	if got, err := s.CaseOfEvent(ctx, "xuhui", "iot/g1"); err != nil || got != "xuhui-01" {
+		t.Errorf("CaseOfEvent(iot/g1) = %q, %v; want xuhui-01", got, err)
+	}
+	if _, err := s.CaseOfAlert(ctx, "pudong", "fp-1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the same alert id in another district: %v, want ErrNotFound", err)
+	}
+	if err := s.IndexAlert(ctx, "{x}", "x-1", "fp", nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("indexing under a bad district: %v", err)
+	}
+}

@@ -19,12 +19,16 @@ const (
 	HappenedClosed       = "closed"
 	HappenedMerged       = "merged"
 	HappenedCancelled    = "cancelled"
+	// HappenedLinked: the case became a linked part of another (a
+	// district-wide one); its work goes on.
+	HappenedLinked = "linked"
 )
 
 // Happenings lists every kind, in the order of a case's life.
 var Happenings = []string{
 	HappenedOpened, HappenedDispatched, HappenedAccepted, HappenedWarned, HappenedOverdue, HappenedEscalated,
 	HappenedReturned, HappenedHandled, HappenedVerifyFailed, HappenedClosed, HappenedMerged, HappenedCancelled,
+	HappenedLinked,
 }
 
 // happenings says what the change s made of before (into after, by
@@ -63,6 +67,8 @@ func happenings(t Transition, before, after *cityhubv1.Case, s *step) []*cityhub
 		return one(HappenedCancelled, "")
 	case Merge:
 		return one(HappenedMerged, "")
+	case Link:
+		return one(HappenedLinked, "")
 	case Warn:
 		return one(HappenedWarned, dept)
 	case Escalate:

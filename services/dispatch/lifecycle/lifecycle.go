@@ -85,12 +85,21 @@ const (
 	Escalate Action = "escalate"
 	// Warn marks a deadline as near; only the system takes it.
 	Warn Action = "warn"
+	// Link makes a case a linked part of another (关联): that of the
+	// district-wide alert that inhibits its alert. The case carries on with
+	// its own parts and deadlines. Only the system takes it.
+	Link Action = "link"
 )
 
 // Absorb is the action of the audit entry that a merge writes on the case
 // the duplicate is merged into. It is not a row of the table: no one takes
 // it on its own, Merge implies it.
 const Absorb Action = "absorb"
+
+// Attach is the action of the audit entry that a link writes on the case
+// the linked one joins. Like Absorb, it is no row of the table: Link
+// implies it.
+const Attach Action = "attach"
 
 // RoleSystem is the role of cityhub itself, when it opens a case from an
 // alert or escalates a late one. No token carries it.
@@ -147,7 +156,8 @@ type Request struct {
 	// Dispatch says where a dispatch sends the case. Its Sla must already
 	// be resolved (a case class turned into durations) by the caller.
 	Dispatch *cityhubv1.DispatchSpec
-	// Into is the case a merge makes this one a duplicate of.
+	// Into is the case a merge makes this one a duplicate of, or a link a
+	// linked part of.
 	Into string
 	// ExtendBy or Until is what an extension request asks for: more time
 	// on the deadline's own clock, or a new deadline. ExtendWorking says
@@ -276,6 +286,8 @@ var table = []Transition{
 		Summary: "raise the case a rung: district centre, then city centre; the system does so when a deadline passes", apply: escalate},
 	{Action: Warn, From: []cityhubv1.CaseStatus{dispatched, accepted}, Roles: []auth.Role{RoleSystem},
 		Summary: "mark a deadline as near (80% of its time used)", apply: warn},
+	{Action: Link, From: open, Roles: []auth.Role{RoleSystem},
+		Summary: "make the case a linked part of the case of the alert that inhibits its alert; it carries on as it is", apply: linkCase},
 }
 
 func init() {
@@ -694,6 +706,46 @@ func mergeCase(s *step) error {
 	s.c.ClosedAt = timestamppb.New(s.now)
 	s.say("merged into %s", s.req.Into)
 	return nil
+}
+
+func linkCase(s *step) error {
+	switch into := s.req.Into; {
+	case into == "":
+		return fmt.Errorf("%w: link needs the case to link into", ErrInvalid)
+	case into == s.c.GetId():
+		return fmt.Errorf("%w: a case cannot be linked into itself", ErrInvalid)
+	case into == s.c.GetLinkedInto():
+		return fmt.Errorf("%w: the case is linked into %s already", ErrForbiddenTransition, into)
+	}
+	s.c.LinkedInto = s.req.Into
+	s.say("linked into %s", s.req.Into)
+	return nil
+}
+
+// RecordLink records on target that case part was linked into it, as by
+// at now: the other half of a link, written after the part was. Nothing
+// about target refuses it, not even a target that closed meanwhile; only
+// a part that names no other case is invalid. It changes nothing but the
+// linked list and the update time, and returns the audit entry, whose
+// version and request id the caller sets.
+func RecordLink(target *cityhubv1.Case, part string, by Actor, now time.Time) (*cityhubv1.AuditEntry, error) {
+	if part == "" || part == target.GetId() {
+		return nil, fmt.Errorf("%w: a case cannot be linked into itself", ErrInvalid)
+	}
+	if !slices.Contains(target.Linked, part) {
+		target.Linked = append(target.Linked, part)
+	}
+	target.UpdatedAt = timestamppb.New(now)
+	return &cityhubv1.AuditEntry{
+		Action:     string(Attach),
+		Actor:      by.Subject,
+		Role:       string(by.Role),
+		Department: by.Dept,
+		At:         timestamppb.New(now),
+		From:       target.GetStatus(),
+		To:         target.GetStatus(),
+		Effect:     part + " linked into this case",
+	}, nil
 }
 
 // CheckMerge decides what a merge of case dup into req.Into can be refused

@@ -599,3 +599,49 @@ func TestHappenings(t *testing.T) {
 		}
 	}
 }
+
+// TestLink checks that a link changes nothing of a case's work: its
+// status, parts and clocks stay; only the system links; and the target
+// records the linked case once.
+func TestLink(t *testing.T) {
+	c, target := dispatchedCase(t), dispatchedCase(t)
+	target.Id = "xuhui-01jz2g93z0ptff52h35j58yj81"
+	for _, r := range []struct {
+		name string
+		by   Actor
+		req  Request
+		want error
+	}{
+		{"no target", System, Request{Action: Link}, ErrInvalid},
+		{"into itself", System, Request{Action: Link, Into: c.GetId()}, ErrInvalid},
+		{"a dispatcher linking", dispatcher, Request{Action: Link, Into: target.GetId()}, ErrForbidden},
+	} {
+		if _, err := Apply(c, r.req, r.by, t0); !errors.Is(err, r.want) {
+			t.Errorf("%s: %v, want %v", r.name, err, r.want)
+		}
+	}
+	before := proto.CloneOf(c)
+	e := must(t, c, Request{Action: Link, Into: target.GetId()}, System, t0)
+	if c.GetLinkedInto() != target.GetId() || c.GetStatus() != before.GetStatus() || !proto.Equal(c.GetParts()[0], before.GetParts()[0]) ||
+		!proto.Equal(c.GetTimerAt(), before.GetTimerAt()) {
+		t.Errorf("linked case: %v, want %v linked into %s", c, before, target.GetId())
+	}
+	if len(e.GetHappened()) != 1 || e.GetHappened()[0].GetKind() != HappenedLinked || !strings.Contains(e.GetEffect(), target.GetId()) {
+		t.Errorf("link entry = %v", e)
+	}
+	if _, err := Apply(c, Request{Action: Link, Into: target.GetId()}, System, t0); !errors.Is(err, ErrForbiddenTransition) {
+		t.Errorf("linking again: %v, want ErrForbiddenTransition", err)
+	}
+	e, err := RecordLink(target, c.GetId(), System, t0)
+	if err != nil || e.GetAction() != string(Attach) || !slices.Equal(target.GetLinked(), []string{c.GetId()}) {
+		t.Fatalf("RecordLink: %v, %v; linked %v", e, err, target.GetLinked())
+	}
+	if _, err := RecordLink(target, c.GetId(), System, t0); err != nil || len(target.GetLinked()) != 1 {
+		t.Errorf("RecordLink again: %v, linked %v", err, target.GetLinked())
+	}
+	closedCase := dispatchedCase(t)
+	closedCase.Status = cancelled
+	if _, err := Apply(closedCase, Request{Action: Link, Into: target.GetId()}, System, t0); !errors.Is(err, ErrForbiddenTransition) {
+		t.Errorf("linking a cancelled case: %v, want ErrForbiddenTransition", err)
+	}
+}

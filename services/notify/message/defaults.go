@@ -50,7 +50,7 @@ And {{ len .More }} more changes{{ end }}
 var changesZH = map[string]string{
 	"opened": "立案", "dispatched": "派遣", "accepted": "签收", "warned": "即将超时", "overdue": "超时",
 	"escalated": "升级", "returned": "退回", "handled": "处置反馈", "verify_failed": "核查不通过", "closed": "结案",
-	"merged": "合并", "cancelled": "作废", "firing": "触发", "resolved": "解除",
+	"merged": "合并", "cancelled": "作废", "linked": "关联", "firing": "触发", "resolved": "解除",
 }
 
 // Default returns the default template in language (zh or en) for

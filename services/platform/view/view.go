@@ -177,6 +177,11 @@ type Case struct {
 	// duplicates merged into this case.
 	MergedInto string   `json:"merged_into,omitempty"`
 	Merged     []string `json:"merged,omitempty"`
+	// LinkedInto names the case this one is a linked part of (that of a
+	// district-wide alert); Linked the cases linked into this one. A
+	// linked case carries on as it is.
+	LinkedInto string   `json:"linked_into,omitempty"`
+	Linked     []string `json:"linked,omitempty"`
 	// Arbitration is set while departments dispute the case (two returned
 	// it) and the district centre has to decide.
 	Arbitration       bool     `json:"arbitration,omitempty"`
@@ -267,6 +272,8 @@ func FromCase(c *cityhubv1.Case) Case {
 
 		MergedInto:        c.GetMergedInto(),
 		Merged:            c.GetMerged(),
+		LinkedInto:        c.GetLinkedInto(),
+		Linked:            c.GetLinked(),
 		Arbitration:       c.GetArbitration(),
 		ArbitrationReason: c.GetArbitrationReason(),
 		ReturnedBy:        c.GetReturnedBy(),
