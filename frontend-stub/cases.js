@@ -96,6 +96,8 @@ export function caseFlags(c) {
   }
   if (c.rework_count > 0) flags.push({ key: 'rework', text: t('flag.rework', { n: c.rework_count }) });
   if (c.merged_into) flags.push({ key: 'merged', text: t('flag.merged', { id: c.merged_into }) });
+  if (c.linked_into) flags.push({ key: 'linked', text: t('flag.linked', { id: c.linked_into }) });
+  if (c.linked?.length) flags.push({ key: 'linked-parts', text: t('flag.linked_parts', { n: c.linked.length }) });
   return flags;
 }
 

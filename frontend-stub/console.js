@@ -3,7 +3,8 @@
 // says the signed-in caller may take on it now (allowed_actions). This module
 // only puts the parts together — sign-in (console/signin.js), the queue
 // (console/queue.js), the open case (console/detail.js) and its actions
-// (console/actions.js) — around the live websocket they follow.
+// (console/actions.js), and the alert silences (console/silences.js) in
+// place of the case — around the live websocket they follow.
 
 import * as i18n from './i18n.js';
 import { t } from './i18n.js';
@@ -15,6 +16,7 @@ import { Queue, liveFilter } from './console/queue.js';
 import { Detail, caseInHash } from './console/detail.js';
 import { Actions } from './console/actions.js';
 import { showSignedIn, bindSignIn, offerDevSignIn } from './console/signin.js';
+import { Silences, formFromCase } from './console/silences.js';
 
 const TOKEN_KEY = 'cityhub.console.token';
 
@@ -52,8 +54,29 @@ function openDesk(token, cat, signOut) {
   });
   const actions = new Actions({ me, catalog, cases, call, authFailed, signal, reload: () => detail.refresh() });
   const detail = new Detail({ cases, call, authFailed, actions, onLoaded: () => queue.changed() });
+  const silences = new Silences({ me, catalog, cases, call, authFailed, signal, onCount: showSilenceCount });
+  // The silences take the place of the open case; opening a case brings
+  // it back.
+  const showView = (view) => {
+    const sil = view === 'silences';
+    $('silences').hidden = !sil;
+    $('detail').hidden = sil;
+    $('silences-toggle').setAttribute('aria-pressed', String(sil));
+    if (sil) {
+      silences.fill();
+      silences.refresh();
+    }
+  };
+  $('silences-toggle').addEventListener('click', () => showView($('silences').hidden ? 'silences' : 'detail'), { signal });
+  $('sil-close').addEventListener('click', () => showView('detail'), { signal });
+  $('d-silence').addEventListener('click', () => {
+    if (!detail.data) return;
+    showView('silences');
+    silences.prefill(formFromCase(detail.data));
+  }, { signal });
   const openCase = (id) => {
     if (!id) return;
+    showView('detail');
     queue.select(id);
     detail.open(id);
   };
@@ -70,6 +93,8 @@ function openDesk(token, cat, signOut) {
     queue.fillFilters();
     queue.render();
     if (detail.data) detail.render();
+    silences.fill();
+    silences.render();
   });
 
   showSignedIn(true);
@@ -94,6 +119,8 @@ function openDesk(token, cat, signOut) {
   feed.start();
   queue.render();
   detail.render();
+  silences.fill();
+  silences.refresh();
   openCase(caseInHash(location.hash));
 
   return {
@@ -103,6 +130,9 @@ function openDesk(token, cat, signOut) {
       stopRelabel();
       feed.stop();
       detail.stop();
+      silences.stop();
+      showView('detail');
+      showSilenceCount(0);
     },
     everySecond() {
       showConnection($('conn'), feed.status(), t);
@@ -110,6 +140,15 @@ function openDesk(token, cat, signOut) {
       detail.tick();
     },
   };
+}
+
+// showSilenceCount puts the number of silences active now beside the
+// button that shows them.
+function showSilenceCount(n) {
+  const badge = $('silences-count');
+  badge.dataset.count = String(n);
+  badge.textContent = String(n);
+  badge.hidden = n === 0;
 }
 
 function start() {

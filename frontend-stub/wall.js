@@ -9,6 +9,7 @@ import { Store, Feed, showConnection } from './live.js';
 import { OPEN_STATUSES, SEVERITIES } from './enums.js';
 import { SOON_MS, isOpen, dueOf, byUrgency, caseFlags, signedParts, muted, dueCell, tick } from './cases.js';
 import { DistrictMap } from './map.js';
+import { matcherLine, mutedBecause, unknownSilence } from './silences.js';
 import { $, el } from './dom.js';
 
 const TOKEN_KEY = 'cityhub.wall.token';
@@ -58,6 +59,7 @@ function render() {
   setCount('alert-total', loud.length);
   for (const s of SEVERITIES) setCount(`count-severity-${s}`, loud.filter((a) => a.severity === s).length);
   const quiet = openAlerts.length - loud.length;
+  if (quiet && unknownSilence(openAlerts, silences)) silencesSoon();
   $('alert-muted').hidden = quiet === 0;
   $('alert-muted').textContent = quiet ? t('wall.muted', { n: quiet }) : '';
   setCount('case-total', openCases.length);
@@ -111,6 +113,10 @@ function alertRow(a) {
   li.dataset.severity = a.severity || '';
   li.dataset.version = String(a.version);
   if (why) li.dataset.muted = why;
+  if (a.silenced_by?.length) {
+    li.dataset.silencedBy = a.silenced_by.join(' ');
+    li.title = mutedBecause(a, silences);
+  }
   const where = i18n.districtName(a.district) + (a.location?.street ? ' · ' + a.location.street : '');
   li.append(
     el('span', 'badge', i18n.severityName(a.severity)),
@@ -200,6 +206,64 @@ function showSources(items) {
   }));
 }
 
+// The silences that mute alerts now: how many, and the comment behind
+// each silenced alert (its row's title). Read every SILENCES_MS from
+// GET /v1/silences?state=active, and sooner when an alert names one set
+// since, but not again within SILENCES_SOONEST_MS.
+const SILENCES_MS = 30000;
+const SILENCES_SOONEST_MS = 5000;
+let silences = new Map(); // the active ones by id
+let silencesToken = '';
+let silencesReadAt = 0;
+let silencesReading = false;
+
+async function loadSilences() {
+  if (!silencesToken || silencesReading) return;
+  silencesReading = true;
+  silencesReadAt = Date.now();
+  try {
+    const list = await api('GET', '/v1/silences?state=active', { token: silencesToken });
+    const items = (list?.items || []).filter((s) => s.state === 'active');
+    silences = new Map(items.map((s) => [s.id, s]));
+    showSilences(items, null);
+    changed();
+  } catch (err) {
+    console.warn('silences unavailable:', err.message);
+    showSilences([], err);
+  } finally {
+    silencesReading = false;
+  }
+}
+
+// silencesSoon reads the silences again unless they were read just now.
+function silencesSoon() {
+  if (Date.now() - silencesReadAt >= SILENCES_SOONEST_MS) loadSilences();
+}
+
+// showSilences draws how many silences are active (items), with what each
+// mutes and why on hover, or that they could not be read (err).
+function showSilences(items, err) {
+  const note = $('silences-active');
+  note.classList.toggle('failed', !!err);
+  if (err) {
+    note.dataset.failed = err.message;
+  } else {
+    delete note.dataset.failed;
+    note.dataset.count = String(items.length);
+    note.title = items.map((s) => matcherLine(s.matchers) + (s.comment ? ' — ' + s.comment : '')).join('\n');
+  }
+  relabelSilences();
+}
+
+function relabelSilences() {
+  const note = $('silences-active');
+  const failed = note.dataset.failed;
+  const n = Number(note.dataset.count) || 0;
+  note.textContent = failed !== undefined ? t('wall.silences.failed') : t('wall.silences', { n });
+  if (failed !== undefined) note.title = failed;
+  note.hidden = failed === undefined && n === 0;
+}
+
 async function loadCatalog(token) {
   try {
     const cat = await api('GET', '/v1/catalog', { token });
@@ -223,6 +287,7 @@ function start() {
   i18n.onChange(() => {
     showScope(token);
     map.relabel(i18n.districtName);
+    relabelSilences();
     render();
   });
   showScope(token);
@@ -230,6 +295,9 @@ function start() {
   loadCatalog(token);
   loadSources(token);
   setInterval(() => loadSources(token), SOURCES_MS);
+  silencesToken = token;
+  loadSilences();
+  setInterval(loadSilences, SILENCES_MS);
   feed = new Feed({
     token,
     streams: ['alerts', 'cases'],

@@ -173,6 +173,8 @@ export class Detail {
     $('d-flags').replaceChildren(...caseFlags(c).map((f) => el('span', `flag flag-${f.key}`, f.text)));
     $('d-id').textContent = c.id;
     $('d-version').textContent = t('detail.version', { n: c.version });
+    // A case a rule opened can have the rule's alert silenced from here.
+    $('d-silence').hidden = !c.rule;
 
     const dl = $('d-facts');
     dl.replaceChildren();

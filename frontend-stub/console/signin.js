@@ -12,6 +12,7 @@ export function showSignedIn(yes) {
   $('desk').hidden = !yes;
   $('signout').hidden = !yes;
   $('who').hidden = !yes;
+  $('silences-toggle').hidden = !yes;
 }
 
 /** bindSignIn sends what the forms give to signInWith(token), which throws

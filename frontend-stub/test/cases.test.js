@@ -118,6 +118,15 @@ test('the flags of a case', () => {
   ]);
 });
 
+test('a linked street case names its district case, which counts its linked parts', () => {
+  assert.deepEqual(caseFlags({ status: 'dispatched', linked_into: 'xuhui-9' }).map((f) => [f.key, f.text]), [
+    ['linked', '关联于区域案件 xuhui-9'],
+  ]);
+  assert.deepEqual(caseFlags({ status: 'dispatched', linked: ['xuhui-1', 'xuhui-2'] }).map((f) => [f.key, f.text]), [
+    ['linked-parts', '关联 2 件'],
+  ]);
+});
+
 test('an alert is dimmed when silenced, inhibited or on trial', () => {
   assert.equal(muted({ state: 'firing' }), '');
   assert.equal(muted({ state: 'firing', silenced_by: ['maintenance'] }), 'silenced');
