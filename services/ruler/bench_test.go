@@ -165,11 +165,14 @@ func BenchmarkSilentDevices(b *testing.B) {
 			for j := i; j < i+1000; j++ {
 				id := fmt.Sprintf("device-%05d", j)
 				signals = append(signals, alertstate.Signal{
-					Alert:   &cityhubv1.Alert{Id: id, Rule: "flood-control/rain-gauge-silent", Labels: map[string]string{"attrs.gauge_id": id}},
+					ID: id, Alert: &cityhubv1.Alert{Id: id, Rule: "flood-control/rain-gauge-silent", Labels: map[string]string{"attrs.gauge_id": id}},
 					EventID: "iot/" + id, EventTime: at, For: time.Hour,
 				})
 			}
-			if _, err := store.Signal(context.Background(), signals); err != nil {
+			if _, _, err := store.Signal(context.Background(), signals); err != nil {
+				b.Fatal(err)
+			}
+			if err := store.Describe(context.Background(), signals); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -30,7 +30,8 @@ type Store interface {
 	Firing(ctx context.Context) ([]*cityhubv1.Alert, error)
 	Pending(ctx context.Context) ([]*cityhubv1.Alert, error)
 	OpenOf(ctx context.Context, rules []string, limit int) (map[string][]*cityhubv1.Alert, error)
-	Signal(ctx context.Context, signals []alertstate.Signal) (firing []string, err error)
+	Signal(ctx context.Context, signals []alertstate.Signal) (firing []string, bare []int, err error)
+	Describe(ctx context.Context, signals []alertstate.Signal) error
 	Silent(ctx context.Context, now time.Time, limit int) ([]alertstate.Update, error)
 	Unindex(ctx context.Context, fired []alertstate.Update) error
 }
@@ -53,7 +54,11 @@ type Processor struct {
 	// from, to describe the alerts that Tally leaves for Apply.
 	matched []match
 	fired   []*cityhubv1.Alert
-	signals []alertstate.Signal
+	// signals are the batch's signs of life, the latest of each group
+	// (signaled: its index), with what the engine said of each.
+	signals     []alertstate.Signal
+	signalMatch []match
+	signaled    map[string]int
 	// swept says whether Sweep has run; active names the silences that
 	// were active at its last run, to notice a silence starting or ending.
 	swept  bool
@@ -63,7 +68,7 @@ type Processor struct {
 // New returns a Processor evaluating with e and keeping state in s. The
 // silences and inhibit rules of e's packs mute alerts.
 func New(e *engine.Engine, s Store) *Processor {
-	return &Processor{worker: e.NewWorker(), store: s, packs: e.Packs(), mute: newMuter(e.Packs(), s, nil, false)}
+	return &Processor{worker: e.NewWorker(), store: s, packs: e.Packs(), mute: newMuter(e.Packs(), s, nil, false), signaled: map[string]int{}}
 }
 
 // SetSilences makes silences, set at run time, mute alerts beside the
@@ -89,15 +94,12 @@ func (p *Processor) SetSilences(silences []*rulepack.Silence) {
 // still opens its case. Process is idempotent: the same events again
 // change no alert.
 func (p *Processor) Process(ctx context.Context, now time.Time, batch []*cityhubv1.Event) ([]*cityhubv1.Alert, error) {
-	p.updates, p.matched, p.signals = p.updates[:0], p.matched[:0], p.signals[:0]
+	p.updates, p.matched = p.updates[:0], p.matched[:0]
 	for _, ev := range batch {
 		p.results = p.worker.Match(ev, p.results[:0])
 		for _, r := range p.results {
 			if r.Kind == engine.Signal {
-				p.worker.Describe(ev, &r)
-				p.signals = append(p.signals, alertstate.Signal{
-					Alert: Describe(r, ev), EventID: events.Key(ev), EventTime: eventTime(ev), For: r.Rule.Absent.For,
-				})
+				p.signal(r, ev)
 				continue
 			}
 			p.updates = append(p.updates, update(r, ev))
@@ -107,10 +109,9 @@ func (p *Processor) Process(ctx context.Context, now time.Time, batch []*cityhub
 	// A sign of life ends the silence of its group: the alert the silence
 	// fired resolves, in this batch.
 	if len(p.signals) > 0 {
-		firing, err := p.store.Signal(ctx, p.signals)
-		clear(p.signals) // let the alerts go
+		firing, err := p.applySignals(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("signal absent rules' groups: %w", err)
+			return nil, err
 		}
 		for _, id := range firing {
 			p.updates = append(p.updates, alertstate.Update{Op: alertstate.Resolve, Alert: &cityhubv1.Alert{Id: id}})
@@ -164,6 +165,49 @@ func (p *Processor) Process(ctx context.Context, now time.Time, batch []*cityhub
 		}
 	}
 	return p.mute.follow(ctx, now, out, sources)
+}
+
+// signal notes r, a sign of life of a group of an absent rule: a batch
+// keeps the latest of each group.
+func (p *Processor) signal(r engine.Result, ev *cityhubv1.Event) {
+	sg := alertstate.Signal{ID: r.Fingerprint, EventID: events.Key(ev), EventTime: eventTime(ev), For: r.Rule.Absent.For}
+	if i, ok := p.signaled[sg.ID]; ok {
+		if sg.EventTime.After(p.signals[i].EventTime) {
+			p.signals[i], p.signalMatch[i] = sg, match{r, ev}
+		}
+		return
+	}
+	p.signaled[sg.ID] = len(p.signals)
+	p.signals = append(p.signals, sg)
+	p.signalMatch = append(p.signalMatch, match{r, ev})
+}
+
+// applySignals moves on the waits of the batch's signs of life, describes
+// the alerts of the groups whose wait holds none yet, and returns the
+// alerts whose silence they end.
+func (p *Processor) applySignals(ctx context.Context) ([]string, error) {
+	defer func() {
+		clear(p.signaled)
+		clear(p.signalMatch) // let the events go
+		p.signals, p.signalMatch = p.signals[:0], p.signalMatch[:0]
+	}()
+	firing, bare, err := p.store.Signal(ctx, p.signals)
+	if err != nil {
+		return nil, fmt.Errorf("signal absent rules' groups: %w", err)
+	}
+	if len(bare) > 0 {
+		described := make([]alertstate.Signal, len(bare))
+		for j, i := range bare {
+			m := &p.signalMatch[i]
+			p.worker.Describe(m.ev, &m.r)
+			described[j] = p.signals[i]
+			described[j].Alert = Describe(m.r, m.ev)
+		}
+		if err := p.store.Describe(ctx, described); err != nil {
+			return nil, fmt.Errorf("describe absent rules' alerts: %w", err)
+		}
+	}
+	return firing, nil
 }
 
 // markFired marks the alerts of the Fire updates among updates with what

@@ -49,15 +49,17 @@ func absenceKeys(fp string) []string {
 
 // Signal is a sign of life of one group of an absent rule.
 type Signal struct {
-	// Alert is the group's alert as its silence would fire it, described
-	// from this event.
-	Alert *cityhubv1.Alert
+	// ID is the group's alert's id (its fingerprint).
+	ID string
 	// EventID and EventTime identify the event.
 	EventID   string
 	EventTime time.Time
 	// For is the rule's absent.for: the group counts as silent at
 	// EventTime + For.
 	For time.Duration
+	// Alert is the group's alert as its silence would fire it, described
+	// from this event, for Describe; Signal does not read it.
+	Alert *cityhubv1.Alert
 }
 
 func (s *Signal) due() int64 { return s.EventTime.Add(s.For).UnixMilli() }
@@ -67,48 +69,79 @@ func (s *Signal) due() int64 { return s.EventTime.Add(s.For).UnixMilli() }
 func (s *Signal) keep() int64 { return (s.For + 24*time.Hour).Milliseconds() }
 
 // Signal moves on the waits of the groups signals are signs of life of,
-// in one round trip, and returns the ids of their alerts that are firing
-// when the signal is later than the one their wait was set by: the
-// silence is over, and the caller resolves them. Signal is idempotent.
-func (s *Store) Signal(ctx context.Context, signals []Signal) ([]string, error) {
+// in one round trip. It returns the ids of their alerts that are firing
+// when the signal is later than the one their wait was set by (the silence
+// is over: the caller resolves them), and the indexes of the signals whose
+// wait does not hold the alert as its silence would fire it yet: the
+// caller describes those and hands them to Describe. Describing is most of
+// a sign of life's cost, and a device says the same of itself every time.
+// Signal is idempotent.
+func (s *Store) Signal(ctx context.Context, signals []Signal) (firing []string, bare []int, err error) {
 	if len(signals) == 0 {
-		return nil, nil
-	}
-	bodies := make([][]byte, len(signals))
-	for i := range signals {
-		b, err := encodeBody(signals[i].Alert)
-		if err != nil {
-			return nil, fmt.Errorf("alertstate: encode the alert of %s: %w", signals[i].Alert.GetId(), err)
-		}
-		bodies[i] = b
+		return nil, nil, nil
 	}
 	cmds, err := s.run(ctx, func(p redis.Pipeliner) []*redis.Cmd {
 		out := make([]*redis.Cmd, len(signals))
 		for i := range signals {
 			sg := &signals[i]
-			out[i] = signalScript.EvalSha(ctx, p, absenceKeys(sg.Alert.GetId()),
-				sg.due(), sg.EventID, sg.EventTime.UnixMilli(), bodies[i], sg.keep())
+			out[i] = signalScript.EvalSha(ctx, p, absenceKeys(sg.ID), sg.due(), sg.EventID, sg.EventTime.UnixMilli(), sg.keep())
 			// GT: an older event, redelivered, leaves a later wait indexed.
-			p.ZAddGT(ctx, AbsentKey, redis.Z{Score: float64(sg.due()), Member: sg.Alert.GetId()})
+			p.ZAddGT(ctx, AbsentKey, redis.Z{Score: float64(sg.due()), Member: sg.ID})
 		}
 		return out
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var firing []string
 	for i, c := range cmds {
 		v, err := c.Slice()
-		if err != nil || len(v) != 2 {
-			return nil, fmt.Errorf("alertstate: signal %s: reply %v: %v", signals[i].Alert.GetId(), v, err)
+		if err != nil || len(v) != 3 {
+			return nil, nil, fmt.Errorf("alertstate: signal %s: reply %v: %v", signals[i].ID, v, err)
 		}
 		// Only a sign of life later than the one the wait was set by ends
 		// a silence: an older event, redelivered, is no news.
 		if v[0] == "firing" && v[1] == int64(1) {
-			firing = append(firing, signals[i].Alert.GetId())
+			firing = append(firing, signals[i].ID)
+		}
+		if v[2] == int64(0) {
+			bare = append(bare, i)
 		}
 	}
-	return firing, nil
+	return firing, bare, nil
+}
+
+// Describe keeps each signal's Alert as the alert its group's silence
+// fires, in one round trip.
+func (s *Store) Describe(ctx context.Context, signals []Signal) error {
+	bodies, err := encodeSignals(signals)
+	if err != nil {
+		return err
+	}
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range signals {
+			p.HSet(ctx, absenceKeys(signals[i].ID)[1], "body", bodies[i])
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("alertstate: describe silences: %w", err)
+	}
+	return nil
+}
+
+func encodeSignals(signals []Signal) ([][]byte, error) {
+	bodies := make([][]byte, len(signals))
+	for i := range signals {
+		if signals[i].Alert.GetId() != signals[i].ID {
+			return nil, fmt.Errorf("alertstate: the alert of signal %s is %q", signals[i].ID, signals[i].Alert.GetId())
+		}
+		b, err := encodeBody(signals[i].Alert)
+		if err != nil {
+			return nil, fmt.Errorf("alertstate: encode the alert of %s: %w", signals[i].ID, err)
+		}
+		bodies[i] = b
+	}
+	return bodies, nil
 }
 
 // Silent returns the Fire updates of at most limit groups whose wait was
@@ -271,30 +304,49 @@ func silenced(found []silence) ([]Update, indexFix) {
 func waitOf(u Update) wait { return wait{u.Alert.GetId(), u.indexedAt} }
 
 // Signal is Store.Signal.
-func (m *Memory) Signal(_ context.Context, signals []Signal) ([]string, error) {
+func (m *Memory) Signal(_ context.Context, signals []Signal) (firing []string, bare []int, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var firing []string
 	for i := range signals {
 		sg := &signals[i]
-		body, err := encodeBody(sg.Alert)
-		if err != nil {
-			return nil, fmt.Errorf("alertstate: encode the alert of %s: %w", sg.Alert.GetId(), err)
+		due := sg.due()
+		e := m.entry(sg.ID)
+		if e.absence == nil {
+			e.absence = &absence{}
 		}
-		id, due := sg.Alert.GetId(), sg.due()
-		e := m.entry(id)
-		moved := e.absence == nil || due > e.absence.due
+		moved := due > e.absence.due
 		if moved {
-			e.absence = &absence{due: due, time: sg.EventTime.UnixMilli(), event: sg.EventID, body: body}
+			e.absence.due, e.absence.time, e.absence.event = due, sg.EventTime.UnixMilli(), sg.EventID
 		}
-		if cur, ok := m.indexes[AbsentKey][id]; !ok || due > cur {
-			m.zadd(AbsentKey, due, id)
+		if cur, ok := m.indexes[AbsentKey][sg.ID]; !ok || due > cur {
+			m.zadd(AbsentKey, due, sg.ID)
 		}
 		if moved && e.hash != nil && e.hash.state == stateFiring {
-			firing = append(firing, id)
+			firing = append(firing, sg.ID)
+		}
+		if e.absence.body == nil {
+			bare = append(bare, i)
 		}
 	}
-	return firing, nil
+	return firing, bare, nil
+}
+
+// Describe is Store.Describe.
+func (m *Memory) Describe(_ context.Context, signals []Signal) error {
+	bodies, err := encodeSignals(signals)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range signals {
+		e := m.entry(signals[i].ID)
+		if e.absence == nil {
+			e.absence = &absence{}
+		}
+		e.absence.body = bodies[i]
+	}
+	return nil
 }
 
 // Silent is Store.Silent.

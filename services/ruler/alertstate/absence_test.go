@@ -16,7 +16,8 @@ import (
 
 // absenceStore is what a ruler does with absences, on a Store or a Memory.
 type absenceStore interface {
-	Signal(ctx context.Context, signals []Signal) ([]string, error)
+	Signal(ctx context.Context, signals []Signal) ([]string, []int, error)
+	Describe(ctx context.Context, signals []Signal) error
 	Silent(ctx context.Context, now time.Time, limit int) ([]Update, error)
 	Unindex(ctx context.Context, fired []Update) error
 	Apply(ctx context.Context, now time.Time, updates []Update) ([]Result, error)
@@ -31,7 +32,7 @@ type absenceStore interface {
 func TestAbsencesMatchMemory(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.Start(t)
-	var total struct{ fired, resolved, stale, cut int }
+	var total struct{ fired, resolved, stale, cut, described int }
 	for seed := range uint64(60) {
 		if err := redistest.Flush(ctx, srv.Client); err != nil {
 			t.Fatal(err)
@@ -64,18 +65,26 @@ func TestAbsencesMatchMemory(t *testing.T) {
 						last[g] = at
 					}
 					signals = append(signals, Signal{
-						Alert:   &cityhubv1.Alert{Id: g, Rule: "p/silent", Title: "silent " + g, Labels: map[string]string{"gauge": g}},
+						ID: g, Alert: &cityhubv1.Alert{Id: g, Rule: "p/silent", Title: fmt.Sprintf("silent %s since %s", g, at.Format(time.TimeOnly)), Labels: map[string]string{"gauge": g}},
 						EventID: fmt.Sprintf("iot/%s@%d", g, at.Unix()), EventTime: at, For: wait,
 					})
 				}
 				var answers [2][]string
 				for i, s := range stores {
-					firing, err := s.Signal(ctx, slices.Clone(signals))
+					firing, bare, err := s.Signal(ctx, slices.Clone(signals))
 					if err != nil {
 						t.Fatalf("%s: signal: %v", where, err)
 					}
+					var described []Signal
+					for _, j := range bare {
+						described = append(described, signals[j])
+					}
+					if err := s.Describe(ctx, described); err != nil {
+						t.Fatalf("%s: describe: %v", where, err)
+					}
+					total.described += len(described)
 					slices.Sort(firing)
-					answers[i] = firing
+					answers[i] = append(firing, fmt.Sprint("bare ", bare))
 					var resolve []Update
 					for _, id := range firing {
 						resolve = append(resolve, Update{Op: Resolve, Alert: &cityhubv1.Alert{Id: id}})
@@ -87,7 +96,7 @@ func TestAbsencesMatchMemory(t *testing.T) {
 				if !slices.Equal(answers[1], answers[0]) {
 					t.Fatalf("%s: Signal: Redis answered %q, Memory %q", where, answers[0], answers[1])
 				}
-				total.resolved += len(answers[0])
+				total.resolved += len(answers[0]) - 1
 			default: // a sweep
 				cut, limit := rnd.IntN(5) == 0, 2+rnd.IntN(3)
 				var answers [2][]string
@@ -132,7 +141,7 @@ func TestAbsencesMatchMemory(t *testing.T) {
 		}
 	}
 	t.Logf("%+v", total)
-	for what, n := range map[string]int{"silences fired": total.fired, "silences ended": total.resolved, "late signs of life": total.stale, "sweeps cut short": total.cut} {
+	for what, n := range map[string]int{"silences fired": total.fired, "silences ended": total.resolved, "late signs of life": total.stale, "sweeps cut short": total.cut, "alerts described": total.described} {
 		if n < 20 {
 			t.Errorf("only %d %s: the sequences do not exercise absences", n, what)
 		}
@@ -150,13 +159,20 @@ func TestSilenceFiresOnce(t *testing.T) {
 	t0 := time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC)
 	var signals []Signal
 	for i := range 50 {
+		id := fmt.Sprintf("g%02d", i)
 		signals = append(signals, Signal{
-			Alert:   &cityhubv1.Alert{Id: fmt.Sprintf("g%02d", i), Rule: "p/silent"},
+			ID: id, Alert: &cityhubv1.Alert{Id: id, Rule: "p/silent"},
 			EventID: fmt.Sprintf("iot/r-%d", i), EventTime: t0.Add(time.Duration(i) * time.Second), For: 30 * time.Minute,
 		})
 	}
-	if _, err := a.Signal(ctx, signals); err != nil {
+	if _, bare, err := a.Signal(ctx, signals); err != nil || len(bare) != len(signals) {
+		t.Fatalf("Signal: %d bare, %v; want all %d", len(bare), err, len(signals))
+	}
+	if err := b.Describe(ctx, signals); err != nil {
 		t.Fatal(err)
+	}
+	if _, bare, err := b.Signal(ctx, signals); err != nil || len(bare) != 0 {
+		t.Fatalf("Signal again: %d bare, %v; want none: the waits hold their alerts", len(bare), err)
 	}
 	now := t0.Add(31 * time.Minute)
 	fired := map[string]int{}

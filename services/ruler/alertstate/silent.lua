@@ -15,4 +15,4 @@ end
 if redis.call('HGET', KEYS[1], 'state') == 'firing' then
   return {'fired', due}
 end
-return {'due', due, event, body}
+return {'due', due, event or '', body or ''}
