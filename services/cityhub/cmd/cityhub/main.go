@@ -1,13 +1,16 @@
 // Command cityhub runs the whole hub in one process, mints tokens for it,
-// and simulates a city's events against it.
+// simulates a city's events against it, and drives it at stepped rates to
+// measure it end to end.
 //
 //	cityhub [run] [--http :8080] [--rules rules] [--data .cityhub] [--no-dev-signin] [--notify-live]
 //	cityhub token [--data .cityhub] [--rules rules] --role ROLE [--dept D] [--districts a,b] [--sources s,t] [--ttl 8h]
 //	cityhub simulate [--url http://localhost:8080] [--rate 5] [--duration 1m]
+//	cityhub load [--url http://localhost:8080] [--mix city|storm|day] [--rates 5000,10000,20000,40000] [--step 20s] [--json]
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,10 +19,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/cityhub/cityhub/services/cityhub/hub"
+	"github.com/cityhub/cityhub/services/cityhub/load"
 	"github.com/cityhub/cityhub/services/cityhub/simulate"
 	"github.com/cityhub/cityhub/services/platform/auth"
 	"github.com/cityhub/cityhub/services/platform/catalog"
@@ -49,8 +54,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return token(args, stdout, stderr)
 	case "simulate":
 		return runSimulate(ctx, args, stdout, stderr)
+	case "load":
+		return runLoad(ctx, args, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q (want run, token or simulate)", cmd)
+	return fmt.Errorf("unknown command %q (want run, token, simulate or load)", cmd)
 }
 
 func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -214,4 +221,104 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	o.CatalogPath = filepath.Join(rulesDir, "catalog.yaml")
 	o.Progress = stdout
 	return simulate.Run(ctx, o)
+}
+
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cityhub load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o load.Options
+	var dataDir, rulesDir, mix string
+	var asJSON bool
+	fs.StringVar(&o.URL, "url", "http://localhost:8080", "base URL of the hub")
+	fs.StringVar(&mix, "mix", "city", "events to send: city (the simulator's rainstorm), storm (every event type alike, as the ruler benchmark's mix=uniform) or day (an ordinary day, as its mix=city)")
+	fs.Func("rates", "target rates of the steps in events a second, comma-separated (default 5000,10000,20000,40000)", func(s string) error {
+		o.Rates = nil
+		for _, f := range config.List(s) {
+			r, err := strconv.ParseFloat(f, 64)
+			if err != nil {
+				return fmt.Errorf("rate %q: %w", f, err)
+			}
+			o.Rates = append(o.Rates, r)
+		}
+		return nil
+	})
+	fs.DurationVar(&o.Step, "step", 20*time.Second, "how long each rate is held")
+	fs.IntVar(&o.Conns, "conns", 8, "keep-alive connections posting events")
+	fs.IntVar(&o.BatchSize, "batch", 1000, "most events in one POST (intake takes up to 1,000)")
+	fs.Float64Var(&o.MarkerRate, "markers", 10, "marker events a second, timed to their alert and case")
+	fs.StringVar(&o.MarkerDistrict, "marker-district", "", "district of the markers (default: the catalog's first)")
+	fs.BoolVar(&o.WatchAll, "watch-all", false, "follow every alert and case on the websocket, not only the markers' district")
+	fs.Func("server-pid", "a local process whose CPU is counted beside the hub's, e.g. its redis-server (repeatable; Linux)", func(s string) error {
+		pid, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		o.ServerPIDs = append(o.ServerPIDs, pid)
+		return nil
+	})
+	fs.Int64Var(&o.Seed, "seed", 0, "random seed of the mix (0: from the clock)")
+	fs.StringVar(&o.Origin, "origin", "", "Origin of the websocket handshake (default: the hub's URL, which the hub allows)")
+	fs.StringVar(&dataDir, "data", ".cityhub", "data directory of the hub, for tokens when none are given")
+	fs.StringVar(&rulesDir, "rules", "rules", "directory with catalog.yaml")
+	config.StringVar(fs, &o.Token, "token", "CITYHUB_TOKEN", "", "source token for the events (default: minted from --data)")
+	config.StringVar(fs, &o.WatchToken, "watch-token", "CITYHUB_WATCH_TOKEN", "", "commander or viewer token for the websocket and /metrics (default: minted from --data)")
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout (the table goes to stderr)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.Rates == nil {
+		o.Rates = []float64{5000, 10000, 20000, 40000}
+	}
+	m, err := load.ParseMix(mix)
+	if err != nil {
+		return err
+	}
+	o.Mix = m
+	o.CatalogPath = filepath.Join(rulesDir, "catalog.yaml")
+	if o.Token == "" || o.WatchToken == "" {
+		cat, err := catalog.Load(o.CatalogPath)
+		if err != nil {
+			return err
+		}
+		if o.Token == "" {
+			sources, err := load.Sources(o.CatalogPath, m)
+			if err != nil {
+				return err
+			}
+			if o.Token, err = mint(dataDir, cat, auth.Principal{Subject: "load", Role: auth.RoleSource, Sources: sources}, 24*time.Hour); err != nil {
+				return err
+			}
+		}
+		if o.WatchToken == "" {
+			if o.WatchToken, err = mint(dataDir, cat, auth.Principal{Subject: "load", Role: auth.RoleCommander}, 24*time.Hour); err != nil {
+				return err
+			}
+		}
+	}
+	table := stdout
+	if asJSON {
+		table = stderr
+	}
+	if o.Logger, err = logging.New(stderr, "warn", "text"); err != nil {
+		return err
+	}
+	if err := load.WriteHeader(table); err != nil {
+		return err
+	}
+	o.OnStep = func(s load.Step) { s.WriteRow(table) }
+	rep, err := load.Run(ctx, o)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil // interrupted: what was measured so far is the report
+	}
+	if len(rep.Steps) > 0 {
+		rep.WriteSummary(table)
+		if asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if jerr := enc.Encode(rep); jerr != nil {
+				return errors.Join(err, jerr)
+			}
+		}
+	}
+	return err
 }
