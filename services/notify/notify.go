@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,7 +40,6 @@ import (
 const (
 	GroupCases  = "cityhub-notify"
 	GroupAlerts = "cityhub-notify-alerts"
-	GroupOutbox = "cityhub-notify-outbox"
 )
 
 // Options configures a Service.
@@ -112,7 +112,7 @@ type metrics struct {
 	reloads    *prometheus.CounterVec
 	reloadedOK prometheus.Gauge
 	decided    *prometheus.CounterVec
-	taken      prometheus.Counter
+	applied    prometheus.Counter
 	queued     prometheus.Counter
 	cancelled  prometheus.Counter
 }
@@ -132,9 +132,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cityhub_notify_decided_total",
 			Help: "Notifications and cancels written to the outbox, by the stream whose change decided them (cases, alerts).",
 		}, []string{"stream"}),
-		taken: f.NewCounter(prometheus.CounterOpts{
-			Name: "cityhub_notify_outbox_taken_total",
-			Help: "Outbox messages applied to the delivery queue (redeliveries included).",
+		applied: f.NewCounter(prometheus.CounterOpts{
+			Name: "cityhub_notify_outbox_applied_total",
+			Help: "Outbox messages (notifications and cancels) applied to the delivery queue after the outbox acknowledged them; behind cityhub_notify_decided_total while a batch is being queued.",
 		}),
 		queued: f.NewCounter(prometheus.CounterOpts{
 			Name: "cityhub_notify_queued_total",
@@ -321,7 +321,7 @@ func (s *Service) Inbox() *receiver.Inbox { return s.opts.Inbox }
 // Run decides, queues and delivers until ctx ends; it returns nil then.
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	consumers := []func(context.Context) error{s.consumeCases, s.consumeOutbox, s.engine.Run}
+	consumers := []func(context.Context) error{s.consumeCases, s.engine.Run}
 	if s.opts.ConfigPath != "" && s.opts.PollInterval > 0 {
 		consumers = append(consumers, s.watch)
 	}
@@ -338,13 +338,21 @@ func (s *Service) Run(ctx context.Context) error {
 	return err
 }
 
-// consumer consumes topic in group: decode turns each message into what
-// apply needs, in the consumer's fetching goroutine, so that the next
-// batch is decided while the last one is applied.
-func consumer[T any](s *Service, topic, group string, decode func(kafka.Message) (T, error), apply func(ctx context.Context, batch []stream.Record[T]) error) (*stream.Consumer[T], error) {
-	return stream.NewConsumer(stream.ConsumerOptions[T]{
+// consumer consumes topic in group: decide turns each message into what
+// it means for notify, in the consumer's fetching goroutine, so that the
+// next batch is decided while the last one is written.
+func consumer(s *Service, topic, group, stream_ string, decide func(kafka.Message, *current) (Decision, error)) (*stream.Consumer[decided], error) {
+	return stream.NewConsumer(stream.ConsumerOptions[decided]{
 		Brokers: s.opts.Brokers, Topic: topic, Group: s.opts.GroupPrefix + group,
-		Decode: decode, Apply: apply, MaxBatch: maxBatch,
+		Decode: func(m kafka.Message) (decided, error) {
+			cur := s.cur.Load()
+			d, err := decide(m, cur)
+			if err != nil {
+				return decided{}, err
+			}
+			return s.encode(d, cur.cfg)
+		},
+		ApplyPending: s.write(stream_), MaxBatch: maxBatch,
 		DeadLetter: s.opts.Writer, DeadLetterTopic: s.opts.Topics.EventsDLQ,
 		Logger: s.opts.Logger, Registerer: s.opts.Registerer,
 	})
@@ -353,20 +361,19 @@ func consumer[T any](s *Service, topic, group string, decode func(kafka.Message)
 // maxBatch bounds the messages a consumer of notify applies at once.
 const maxBatch = 2048
 
-// consumeCases decides on every case change and writes what it decided to
-// the outbox before the change is committed. A message that is not a case
-// change is dead-lettered.
+// consumeCases decides on every case change. A message that is not a
+// case change is dead-lettered.
 func (s *Service) consumeCases(ctx context.Context) error {
-	c, err := consumer(s, s.opts.Topics.Cases, GroupCases, func(m kafka.Message) ([]kafka.Message, error) {
+	c, err := consumer(s, s.opts.Topics.Cases, GroupCases, config.StreamCases, func(m kafka.Message, cur *current) (Decision, error) {
 		cc := new(cityhubv1.CaseChange)
 		if err := stream.Unmarshal(m, cc); err != nil {
-			return nil, err
+			return Decision{}, err
 		}
 		if cc.GetCase().GetId() == "" {
-			return nil, errors.New("a case change without a case")
+			return Decision{}, errors.New("a case change without a case")
 		}
-		return s.outbox(s.cur.Load().decider.Case(cc))
-	}, s.writeOutbox(config.StreamCases))
+		return cur.decider.Case(cc), nil
+	})
 	if err != nil {
 		return err
 	}
@@ -375,92 +382,12 @@ func (s *Service) consumeCases(ctx context.Context) error {
 
 // consumeAlerts does for alerts what consumeCases does for cases.
 func (s *Service) consumeAlerts(ctx context.Context) error {
-	c, err := consumer(s, s.opts.Topics.Alerts, GroupAlerts, func(m kafka.Message) ([]kafka.Message, error) {
+	c, err := consumer(s, s.opts.Topics.Alerts, GroupAlerts, config.StreamAlerts, func(m kafka.Message, cur *current) (Decision, error) {
 		a := new(cityhubv1.Alert)
 		if err := stream.Unmarshal(m, a); err != nil {
-			return nil, nil // dispatch dead-letters what it cannot read; nothing to tell here
+			return Decision{}, nil // dispatch dead-letters what it cannot read; nothing to tell here
 		}
-		return s.outbox(s.cur.Load().decider.Alert(a))
-	}, s.writeOutbox(config.StreamAlerts))
-	if err != nil {
-		return err
-	}
-	return c.Run(ctx)
-}
-
-// writeOutbox writes a batch's decisions to the outbox, all of them
-// acknowledged before the batch is committed.
-func (s *Service) writeOutbox(stream_ string) func(ctx context.Context, batch []stream.Record[[]kafka.Message]) error {
-	return func(ctx context.Context, batch []stream.Record[[]kafka.Message]) error {
-		var out []kafka.Message
-		for _, rec := range batch {
-			out = append(out, rec.Value...)
-		}
-		if err := s.opts.Writer.Write(ctx, out...); err != nil {
-			return err
-		}
-		s.metrics.decided.WithLabelValues(stream_).Add(float64(len(out)))
-		return nil
-	}
-}
-
-// outbox encodes a decision for city.notifications.v1, keyed by case (or
-// alert) so that a case's notifications and cancels stay in order.
-func (s *Service) outbox(d Decision) ([]kafka.Message, error) {
-	var out []kafka.Message
-	for _, n := range d.Notifications {
-		key := n.GetCaseId()
-		if key == "" {
-			key = n.GetGroup()
-		}
-		m, err := stream.Marshal(s.opts.Topics.Notifications, key, n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	for _, c := range d.Cancels {
-		m, err := stream.Marshal(s.opts.Topics.Notifications, c.CaseID, &cityhubv1.Notification{CaseId: c.CaseID, Department: c.Department, Cancel: true})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-// consumeOutbox queues what the outbox holds, and applies its cancels, in
-// order per case: a batch of the topic is one round trip to Redis. A
-// message that is not a notification this hub can deliver is
-// dead-lettered.
-func (s *Service) consumeOutbox(ctx context.Context) error {
-	c, err := consumer(s, s.opts.Topics.Notifications, GroupOutbox, func(m kafka.Message) (taken, error) {
-		n := new(cityhubv1.Notification)
-		if err := stream.Unmarshal(m, n); err != nil {
-			return taken{}, err
-		}
-		t := taken{receiver: n.GetReceiver(), cancel: n.GetCancel()}
-		return t, s.take(&t.ops, n)
-	}, func(ctx context.Context, batch []stream.Record[taken]) error {
-		var qb queue.Batch
-		wake := map[string]bool{}
-		for _, rec := range batch {
-			qb.Append(&rec.Value.ops)
-			if !rec.Value.cancel {
-				wake[rec.Value.receiver] = true
-			}
-		}
-		applied, err := s.queue.Apply(ctx, &qb)
-		if err != nil {
-			return err
-		}
-		s.metrics.queued.Add(float64(applied.Queued))
-		s.metrics.cancelled.Add(float64(applied.Cancelled))
-		s.metrics.taken.Add(float64(len(batch)))
-		for r := range wake {
-			s.engine.Wake(r)
-		}
-		return nil
+		return cur.decider.Alert(a), nil
 	})
 	if err != nil {
 		return err
@@ -468,41 +395,111 @@ func (s *Service) consumeOutbox(ctx context.Context) error {
 	return c.Run(ctx)
 }
 
-// taken is an outbox message ready to apply to the queue.
-type taken struct {
-	ops      queue.Batch
-	receiver string
-	cancel   bool
+// decided is one change's decision, encoded: the outbox messages, and the
+// queue operations they stand for.
+type decided struct {
+	outbox    []kafka.Message
+	ops       queue.Batch
+	receivers []string // those with something queued, to wake
 }
 
-var errBadNotification = errors.New("not a notification this hub can deliver")
-
-// take adds n to b: its delivery, or the cancels it stands for.
-func (s *Service) take(b *queue.Batch, n *cityhubv1.Notification) error {
-	cfg := s.cur.Load().cfg
-	if n.GetCancel() {
+// encode encodes d for city.notifications.v1 — keyed by case (or alert)
+// so that a case's notifications and cancels stay in order — and for the
+// delivery queue, which keeps each notification as the outbox carries it.
+// A cancel drops what chases the part at every receiver of cfg.
+func (s *Service) encode(d Decision, cfg *config.Config) (decided, error) {
+	var out decided
+	for _, n := range d.Notifications {
+		key := n.GetCaseId()
+		if key == "" {
+			key = n.GetGroup()
+		}
+		m, err := stream.Marshal(s.opts.Topics.Notifications, key, n)
+		if err != nil {
+			return decided{}, err
+		}
+		if err := out.ops.EnqueueEncoded(n, m.Value); err != nil {
+			return decided{}, fmt.Errorf("notification %s for %s: %w", n.GetId(), n.GetReceiver(), err)
+		}
+		out.outbox = append(out.outbox, m)
+		if !slices.Contains(out.receivers, n.GetReceiver()) {
+			out.receivers = append(out.receivers, n.GetReceiver())
+		}
+	}
+	for _, c := range d.Cancels {
+		m, err := stream.Marshal(s.opts.Topics.Notifications, c.CaseID, &cityhubv1.Notification{CaseId: c.CaseID, Department: c.Department, Cancel: true})
+		if err != nil {
+			return decided{}, err
+		}
 		for i := range cfg.Receivers {
-			if err := b.Cancel(cfg.Receivers[i].Name, n.GetCaseId(), n.GetDepartment()); err != nil {
-				return fmt.Errorf("%w: %v", errBadNotification, err)
+			if err := out.ops.Cancel(cfg.Receivers[i].Name, c.CaseID, c.Department); err != nil {
+				return decided{}, fmt.Errorf("cancel for %s: %w", cfg.Receivers[i].Name, err)
 			}
 		}
-		return nil
+		out.outbox = append(out.outbox, m)
 	}
-	if _, ok := cfg.Receiver(n.GetReceiver()); !ok || n.GetId() == "" {
-		return fmt.Errorf("%w: receiver %q", errBadNotification, n.GetReceiver())
+	return out, nil
+}
+
+// write writes a batch's decisions to the outbox and, once every one is
+// acknowledged, applies them to the delivery queue: nothing is sent that
+// the outbox does not hold. Queueing is left pending, so that the next
+// batch's outbox is written meanwhile; batches are queued in order, and
+// a batch is committed only once it is queued. A batch decided again
+// after a crash writes the same notification ids, which the queue keeps
+// once.
+func (s *Service) write(stream_ string) func(ctx context.Context, batch []stream.Record[decided]) (stream.Pending, error) {
+	return func(ctx context.Context, batch []stream.Record[decided]) (stream.Pending, error) {
+		var out []kafka.Message
+		var ops queue.Batch
+		wake := map[string]bool{}
+		for _, rec := range batch {
+			out = append(out, rec.Value.outbox...)
+			ops.Append(&rec.Value.ops)
+			for _, r := range rec.Value.receivers {
+				wake[r] = true
+			}
+		}
+		if err := s.opts.Writer.Write(ctx, out...); err != nil {
+			return nil, err
+		}
+		s.metrics.decided.WithLabelValues(stream_).Add(float64(len(out)))
+		return func(ctx context.Context) error {
+			applied, err := s.applyQueue(ctx, &ops)
+			if err != nil {
+				return err
+			}
+			s.metrics.applied.Add(float64(len(out)))
+			s.metrics.queued.Add(float64(applied.Queued))
+			s.metrics.cancelled.Add(float64(applied.Cancelled))
+			for r := range wake {
+				s.engine.Wake(r)
+			}
+			return nil
+		}, nil
 	}
-	m := new(message.Message)
-	if err := json.Unmarshal(n.GetMessage(), m); err != nil {
-		return fmt.Errorf("%w: %v", errBadNotification, err)
+}
+
+// applyQueue applies ops to the queue, trying again with backoff while
+// Redis fails, until ctx ends.
+func (s *Service) applyQueue(ctx context.Context, ops *queue.Batch) (queue.Applied, error) {
+	if ops.Len() == 0 {
+		return queue.Applied{}, nil
 	}
-	d := &queue.Delivery{
-		ID: n.GetId(), Receiver: n.GetReceiver(), CaseID: n.GetCaseId(), Department: n.GetDepartment(),
-		StopOnAccept: n.GetStopOnAccept(), Group: n.GetGroup(), Due: n.GetDue().AsTime(), Message: m, Route: n.GetRoute(),
+	wait := 100 * time.Millisecond
+	for {
+		applied, err := s.queue.Apply(ctx, ops)
+		if err == nil {
+			return applied, nil
+		}
+		s.log.Warn("queueing notifications failed; trying again", "operations", ops.Len(), "err", err)
+		select {
+		case <-ctx.Done():
+			return applied, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
 	}
-	if err := b.Enqueue(d); err != nil {
-		return fmt.Errorf("%w: %v", errBadNotification, err)
-	}
-	return nil
 }
 
 // deadLetter writes a delivery given up on to the dead-letter topic.

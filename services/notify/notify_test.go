@@ -2,10 +2,13 @@ package notify
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -117,5 +120,33 @@ func TestChangesBecomeMessages(t *testing.T) {
 			t.Fatalf("an SMS is still queued for %v after the part was accepted", next)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Whatever reached the inbox was on the outbox, keyed by its case, and
+	// so is the accept's cancel.
+	want := map[string]bool{}
+	for _, it := range inbox.Items() {
+		want[it.ID] = true
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: k.Brokers, GroupID: kafkatest.Group("outbox"), Topic: k.Topics.Notifications,
+		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer rcancel()
+	cancelled := false
+	for len(want) > 0 || !cancelled {
+		m, err := r.FetchMessage(rctx)
+		if err != nil {
+			t.Fatalf("the outbox lacks %v (the cancel seen: %v): %v", slices.Collect(maps.Keys(want)), cancelled, err)
+		}
+		var n cityhubv1.Notification
+		if err := stream.Unmarshal(m, &n); err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Key) != c.GetId() {
+			t.Errorf("an outbox message keyed %q, want the case id", m.Key)
+		}
+		delete(want, n.GetId())
+		cancelled = cancelled || (n.GetCancel() && n.GetDepartment() == "gas")
 	}
 }

@@ -1879,7 +1879,11 @@ type Notification struct {
 	// cancel, when set, is no message: it drops every queued notification
 	// chasing the part of department in case_id. It travels on the same
 	// partition as that case's notifications, so it comes after them.
-	Cancel        bool `protobuf:"varint,10,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	Cancel bool `protobuf:"varint,10,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	// fallback_from names the receiver that failed this notification over
+	// to receiver; empty on the outbox, set on the copy notify queues for
+	// the fallback (the delivery queue keeps notifications in this form).
+	FallbackFrom  string `protobuf:"bytes,11,opt,name=fallback_from,json=fallbackFrom,proto3" json:"fallback_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1982,6 +1986,13 @@ func (x *Notification) GetCancel() bool {
 		return x.Cancel
 	}
 	return false
+}
+
+func (x *Notification) GetFallbackFrom() string {
+	if x != nil {
+		return x.FallbackFrom
+	}
+	return ""
 }
 
 // Silence mutes, from starts_at until ends_at, the alerts its matchers
@@ -2383,7 +2394,7 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\n" +
 	"CaseChange\x12$\n" +
 	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12.\n" +
-	"\x06change\x18\x02 \x01(\v2\x16.cityhub.v1.AuditEntryR\x06change\"\xa5\x02\n" +
+	"\x06change\x18\x02 \x01(\v2\x16.cityhub.v1.AuditEntryR\x06change\"\xca\x02\n" +
 	"\fNotification\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\breceiver\x18\x02 \x01(\tR\breceiver\x12\x17\n" +
@@ -2397,7 +2408,8 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\x05route\x18\b \x01(\tR\x05route\x12\x18\n" +
 	"\amessage\x18\t \x01(\fR\amessage\x12\x16\n" +
 	"\x06cancel\x18\n" +
-	" \x01(\bR\x06cancel\"\x8a\x04\n" +
+	" \x01(\bR\x06cancel\x12#\n" +
+	"\rfallback_from\x18\v \x01(\tR\ffallbackFrom\"\x8a\x04\n" +
 	"\aSilence\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\bmatchers\x18\x02 \x03(\v2\x13.cityhub.v1.MatcherR\bmatchers\x127\n" +

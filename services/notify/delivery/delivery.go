@@ -282,7 +282,11 @@ func (e *Engine) work(ctx context.Context, name string, wake <-chan struct{}) {
 // what they had not tried goes back in its place, so that a case's
 // messages are never sent out of order. Sends are not cut short when ctx
 // ends: what is in flight is finished and settled, the rest released.
-// Everything the step settled is written in one round trip at its end.
+//
+// While a full claim is sent, the next is claimed, and what a claim
+// settled (its attempts, and each delivery's outcome) is written while the
+// next one is sent: Redis round trips overlap the receiver's. When a claim
+// ends paused or stopped, the one claimed behind it is released untried.
 func (e *Engine) Step(ctx context.Context, name string) (time.Duration, error) {
 	e.mu.Lock()
 	r, br := e.receivers[name], e.breakers[name]
@@ -308,21 +312,88 @@ func (e *Engine) Step(ctx context.Context, name string) (time.Duration, error) {
 	if err != nil {
 		return e.opts.Poll, err
 	}
-	st := &step{e: e, r: r, br: br, ctx: ctx}
-	st.run(lanes(groups(claimed)), max(1, r.Config.Parallel))
-	// Settle even when ctx has ended: what was sent must not be sent again.
-	flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	// Settling runs even when ctx has ended: what was sent must not be
+	// sent again.
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := e.opts.Log.RecordAll(flush, st.attempts); err != nil {
-		e.log.Warn("recording attempts failed", "receiver", name, "err", err)
+	var flushing chan error // the claim before's settling, written in order
+	wait := e.opts.Poll
+	for {
+		full := len(claimed) == batch && batch > 1
+		var next chan claim
+		if full {
+			// Claimed whatever happens to ctx, so that it can be released.
+			next = make(chan claim, 1)
+			go func() {
+				c, err := e.opts.Queue.Claim(flushCtx, name, e.opts.Now(), e.opts.Lease, batch)
+				next <- claim{c, err}
+			}()
+		}
+		st := &step{e: e, r: r, br: br, ctx: ctx}
+		st.run(lanes(groups(st.readable(claimed))), max(1, r.Config.Parallel))
+		stopped := st.stopped.Load() || ctx.Err() != nil
+		var ahead claim
+		if next != nil {
+			ahead = <-next
+			if ahead.err == nil && stopped {
+				st.releaseClaimed(ahead.claimed)
+			}
+		}
+		if flushing != nil {
+			if err := <-flushing; err != nil {
+				<-st.flushing(flushCtx) // what this claim settled must not wait for a lease
+				return e.opts.Poll, err
+			}
+		}
+		flushing = st.flushing(flushCtx)
+		if next == nil || stopped {
+			break
+		}
+		if ahead.err != nil {
+			err = ahead.err
+			break
+		}
+		claimed = ahead.claimed
+		if len(claimed) == 0 {
+			break
+		}
 	}
-	if err := e.opts.Queue.Settle(flush, name, st.settled); err != nil {
-		return e.opts.Poll, fmt.Errorf("settling %d deliveries (their leases will bring them back): %w", len(st.settled), err)
+	if ferr := <-flushing; ferr != nil {
+		return e.opts.Poll, ferr
 	}
-	if len(claimed) == batch && batch > 1 && !st.stopped.Load() {
+	if err != nil {
+		return e.opts.Poll, err
+	}
+	if len(claimed) == batch && batch > 1 && ctx.Err() == nil && !e.opts.Now().Before(e.pausedUntil(name)) {
 		return 0, nil // more may be due
 	}
-	return e.opts.Poll, nil
+	return wait, nil
+}
+
+// claim is what one claim brought.
+type claim struct {
+	claimed []queue.Claimed
+	err     error
+}
+
+// flushing writes what st settled — its attempts, then each delivery's
+// outcome — in a goroutine, and returns where the result will be. A
+// failed settle leaves the deliveries leased: they come back when the
+// lease runs out.
+func (st *step) flushing(ctx context.Context) chan error {
+	done := make(chan error, 1)
+	name := st.r.Config.Name
+	go func() {
+		if err := st.e.opts.Log.RecordAll(ctx, st.attempts); err != nil {
+			st.e.log.Warn("recording attempts failed", "receiver", name, "err", err)
+		}
+		if err := st.e.opts.Queue.Settle(ctx, name, st.settled); err != nil {
+			done <- fmt.Errorf("settling %d deliveries (their leases will bring them back): %w", len(st.settled), err)
+			return
+		}
+		done <- nil
+	}()
+	return done
 }
 
 func (e *Engine) pausedUntil(name string) time.Time {
@@ -463,6 +534,16 @@ func (st *step) lane(l [][]queue.Claimed) {
 	}
 }
 
+// releaseClaimed puts back, untried and in their place, what was claimed
+// behind a step that stopped.
+func (st *step) releaseClaimed(claimed []queue.Claimed) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, c := range claimed {
+		st.settled = append(st.settled, queue.Settlement{Delivery: &c.Delivery, Outcome: queue.Released, At: c.Due})
+	}
+}
+
 // release puts back, untried and in their place, the deliveries of gs.
 func (st *step) release(gs [][]queue.Claimed) {
 	st.mu.Lock()
@@ -599,6 +680,28 @@ func (st *step) failOver(c queue.Claimed, err error, took time.Duration) {
 		st.settle(c, Attempt{Outcome: FailedOver, Error: err.Error(), Status: status(err), Seconds: took.Seconds(), FallbackTo: fb}, queue.Delivered, time.Time{})
 		return
 	}
+	st.giveUp(c, err, took)
+}
+
+// readable gives up the claimed deliveries that cannot be read, and
+// returns the others.
+func (st *step) readable(claimed []queue.Claimed) []queue.Claimed {
+	out := claimed[:0:0]
+	for _, c := range claimed {
+		if c.Err != nil {
+			st.e.log.Warn("giving up a delivery that cannot be read", "receiver", c.Receiver, "delivery", c.ID, "err", c.Err)
+			st.giveUp(c, c.Err, 0)
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// giveUp gives c up to the dead-letter topic.
+func (st *step) giveUp(c queue.Claimed, err error, took time.Duration) {
+	e, name := st.e, st.r.Config.Name
+	ctx := context.WithoutCancel(st.ctx)
 	if dlErr := e.opts.DeadLetter(ctx, &c.Delivery, err); dlErr != nil {
 		e.log.Warn("dead-lettering a delivery failed; retrying later", "receiver", name, "err", dlErr)
 		st.settle(c, Attempt{Outcome: Retrying, Error: err.Error(), Status: status(err), Seconds: took.Seconds()}, queue.Retried, e.opts.Now().Add(e.opts.Backoff))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/cityhub/cityhub/services/notify/config"
 	"github.com/cityhub/cityhub/services/notify/message"
@@ -75,6 +76,7 @@ func (ep *endpoint) taken() []string   { ep.mu.Lock(); defer ep.mu.Unlock(); ret
 
 type harness struct {
 	t     *testing.T
+	rdb   redis.UniversalClient
 	q     *queue.Queue
 	log   *Log
 	clock *clock
@@ -97,7 +99,7 @@ func template(t *testing.T) *message.Template {
 func newHarness(t *testing.T, hooks map[string]string, fallbacks map[string]string) *harness {
 	t.Helper()
 	rdb := redistest.Start(t).Client
-	h := &harness{t: t, q: queue.New(rdb), log: NewLog(rdb), clock: &clock{t: time.Date(2026, 10, 1, 3, 0, 0, 0, time.UTC)}, reg: prometheus.NewRegistry(), inbox: receiver.NewInbox(1000)}
+	h := &harness{t: t, rdb: rdb, q: queue.New(rdb), log: NewLog(rdb), clock: &clock{t: time.Date(2026, 10, 1, 3, 0, 0, 0, time.UTC)}, reg: prometheus.NewRegistry(), inbox: receiver.NewInbox(1000)}
 	rs := map[string]*Receiver{}
 	for name, url := range hooks {
 		cfg := &config.Receiver{Name: name, Fallback: fallbacks[name], FallbackAfter: 3, Timeout: 5 * time.Second, Parallel: 4}
@@ -475,4 +477,111 @@ func TestSetReceivers(t *testing.T) {
 	rs["a"] = &Receiver{Config: &config.Receiver{Name: "a", Timeout: time.Second, Parallel: 1}, Notifier: h.inbox, Template: template(t)}
 	h.e.SetReceivers(rs)
 	waitFor("a-2")
+}
+
+// TestClaimsAhead: while one claim is sent the next is claimed. When the
+// receiver fails partway, what was claimed ahead goes back untried and
+// uncounted with the rest, and every case's messages still arrive once
+// and in order when it is back.
+func TestClaimsAhead(t *testing.T) {
+	ep := &endpoint{}
+	var served sync.Mutex
+	okLeft := 7 // then down
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Lock()
+		if okLeft == 0 {
+			ep.setDown(true)
+		}
+		okLeft--
+		served.Unlock()
+		ep.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	h := newHarness(t, map[string]string{"hook": srv.URL}, nil)
+	h.e.opts.Batch = 4
+	var want []string
+	for i := range 8 {
+		for c := range 3 {
+			id := fmt.Sprintf("c%d-%d", c, i)
+			h.enqueue("hook", id, fmt.Sprintf("xuhui-%d", c), id, time.Duration(3*i+c)*time.Millisecond)
+			want = append(want, id)
+		}
+	}
+	h.clock.Add(time.Second) // all due
+	if _, err := h.e.Step(context.Background(), "hook"); err != nil {
+		t.Fatal(err)
+	}
+	first := ep.taken()
+	if len(first) != 7 {
+		t.Fatalf("one step took %d before the receiver went down, want 7 (claims of 4 going on while it answers)", len(first))
+	}
+	inOrder(t, first)
+	// Nothing claimed is left leased: released deliveries are due again
+	// at once when the pause ends, not when their lease runs out.
+	ep.setDown(false)
+	h.run(time.Second, 30*time.Second, "hook")
+	got := ep.taken()
+	if len(got) != len(want) {
+		t.Fatalf("took %d of %d after coming back: %v", len(got), len(want), got)
+	}
+	inOrder(t, got)
+	if dup := duplicates(got); len(dup) > 0 {
+		t.Errorf("taken twice: %v", dup)
+	}
+	// A delivery counts only the tries it had: those released untried,
+	// claimed ahead or behind a failure in their lane, count none.
+	for c := range 3 {
+		retries := map[string]int{}
+		as := h.attempts(t, fmt.Sprintf("xuhui-%d", c))
+		for _, a := range as {
+			if a.Outcome == Retrying {
+				retries[a.DeliveryID]++
+			}
+		}
+		for _, a := range as {
+			if a.Outcome == Sent && a.Attempt != retries[a.DeliveryID]+1 {
+				t.Errorf("%s sent as attempt %d after %d failed tries", a.DeliveryID, a.Attempt, retries[a.DeliveryID])
+			}
+		}
+	}
+}
+
+func duplicates(ids []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, id := range ids {
+		if seen[id] {
+			out = append(out, id)
+		}
+		seen[id] = true
+	}
+	return out
+}
+
+// TestUnreadableDeliveryIsGivenUp: a queued delivery that cannot be read
+// goes to the dead letters with an attempt saying why, and the others of
+// its claim are delivered.
+func TestUnreadableDeliveryIsGivenUp(t *testing.T) {
+	ep := &endpoint{}
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	h := newHarness(t, map[string]string{"hook": srv.URL}, nil)
+	h.enqueue("hook", "good", "xuhui-1", "good", 0)
+	h.enqueue("hook", "bad", "xuhui-1", "bad", 0)
+	if err := h.rdb.HSet(context.Background(), "cityhub:notify:{hook}:d:bad", "d", "\xff\x00 garbage").Err(); err != nil {
+		t.Fatal(err)
+	}
+	h.run(time.Second, time.Second, "hook")
+	if got := ep.taken(); !slices.Equal(got, []string{"good"}) {
+		t.Errorf("taken: %v, want the readable one", got)
+	}
+	if !slices.Equal(h.dead, []string{"bad"}) {
+		t.Errorf("dead letters: %v, want the unreadable one", h.dead)
+	}
+	if n := testutil.ToFloat64(h.e.metrics.deliveries.WithLabelValues("hook", Dead)); n != 1 {
+		t.Errorf("%v dead deliveries counted, want 1", n)
+	}
+	if next, ok, _ := h.q.Next(context.Background(), "hook"); ok {
+		t.Errorf("something is still queued, due at %v", next)
+	}
 }

@@ -8,21 +8,27 @@
 //
 //	cityhub:notify:{R}:due            deliveries by when they are due (Unix ms)
 //	cityhub:notify:{R}:leases         claimed deliveries by when their lease ends
-//	cityhub:notify:{R}:d:ID           a delivery: field d (JSON), field a (attempts)
+//	cityhub:notify:{R}:d:ID           a delivery: field d (a cityhub.v1.Notification in
+//	                                  protobuf, as the outbox carries it), field a (attempts)
 //	cityhub:notify:{R}:done:ID        a delivery that is done, for DoneTTL
 //	cityhub:notify:{R}:part:CASE:DEPT the deliveries chasing one part of a case
 package queue
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
 	"github.com/cityhub/cityhub/services/notify/message"
 )
 
@@ -43,8 +49,6 @@ type Delivery struct {
 	Group   string           `json:"group"`
 	Due     time.Time        `json:"due"`
 	Message *message.Message `json:"message"`
-	// Template names the template to render with; the receiver's when empty.
-	Template string `json:"template,omitempty"`
 	// Route is the notify.yaml route that decided it, for the record.
 	Route string `json:"route,omitempty"`
 	// FallbackFrom names the receiver that failed it over to this one.
@@ -59,6 +63,10 @@ type Claimed struct {
 	// Reclaimed says the delivery came from a lease that ran out: a worker
 	// died holding it, and may or may not have delivered it.
 	Reclaimed bool
+	// Err says why the delivery as stored cannot be read; only ID and
+	// Receiver, and whatever else could be read, are set. Nothing can
+	// send it: the worker gives it up.
+	Err error
 }
 
 // DoneTTL is how long a done delivery is remembered; an outbox message
@@ -83,21 +91,6 @@ func partKey(receiver, caseID, dept string) string {
 
 // ErrBadName is returned for a receiver name that cannot be a key.
 var ErrBadName = errors.New("queue: bad receiver name")
-
-// enqueueScript adds a delivery unless it is queued or done already.
-// KEYS: due, delivery, done, and the part when it chases one; ARGV: id,
-// due ms, JSON.
-var enqueueScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
-  return 0
-end
-redis.call('HSET', KEYS[2], 'd', ARGV[3], 'a', 0)
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-if KEYS[4] then
-  redis.call('SADD', KEYS[4], ARGV[1])
-end
-return 1
-`)
 
 // Enqueue adds d, due at d.Due. It reports false when d is queued or was
 // delivered already (its id is the same decision made again).
@@ -129,12 +122,13 @@ type Batch struct {
 	ops []op
 }
 
+// op is one enqueue (raw set) or one cancel (raw nil) of a receiver.
 type op struct {
-	script *redis.Script
-	keys   []string
-	args   []any
-	what   string
-	cancel bool
+	receiver string
+	id       string
+	due      int64  // Unix ms
+	part     string // the case and department chased, "CASE:DEPT"
+	raw      []byte
 }
 
 // Append adds o's operations to b, after b's own.
@@ -145,19 +139,32 @@ func (b *Batch) Len() int { return len(b.ops) }
 
 // Enqueue adds d to b: queued at d.Due unless it is queued or done.
 func (b *Batch) Enqueue(d *Delivery) error {
-	if !nameRE.MatchString(d.Receiver) {
-		return ErrBadName
-	}
-	js, err := json.Marshal(d)
+	n, err := d.Notification()
 	if err != nil {
 		return err
 	}
-	p := prefix(d.Receiver)
-	keys := []string{p + "due", p + "d:" + d.ID, p + "done:" + d.ID}
-	if d.StopOnAccept && d.CaseID != "" {
-		keys = append(keys, partKey(d.Receiver, d.CaseID, d.Department))
+	raw, err := proto.Marshal(n)
+	if err != nil {
+		return err
 	}
-	b.ops = append(b.ops, op{script: enqueueScript, keys: keys, args: []any{d.ID, d.Due.UnixMilli(), js}, what: "enqueue " + d.ID + " for " + d.Receiver})
+	return b.EnqueueEncoded(n, raw)
+}
+
+// EnqueueEncoded adds n, whose protobuf encoding is raw, to b: queued at
+// its due time unless it is queued or done. It is Enqueue for a
+// notification as the outbox carries it, kept as it is.
+func (b *Batch) EnqueueEncoded(n *cityhubv1.Notification, raw []byte) error {
+	if !nameRE.MatchString(n.GetReceiver()) {
+		return ErrBadName
+	}
+	if n.GetId() == "" {
+		return errors.New("queue: a notification without an id")
+	}
+	o := op{receiver: n.GetReceiver(), id: n.GetId(), due: n.GetDue().AsTime().UnixMilli(), raw: raw}
+	if n.GetStopOnAccept() && n.GetCaseId() != "" {
+		o.part = n.GetCaseId() + ":" + n.GetDepartment()
+	}
+	b.ops = append(b.ops, o)
 	return nil
 }
 
@@ -167,11 +174,89 @@ func (b *Batch) Cancel(receiver, caseID, dept string) error {
 	if !nameRE.MatchString(receiver) {
 		return ErrBadName
 	}
-	p := prefix(receiver)
-	b.ops = append(b.ops, op{script: cancelScript, keys: []string{p + "due", p + "leases", partKey(receiver, caseID, dept)},
-		args: []any{p, int64(DoneTTL / time.Second)}, what: "cancel deliveries of " + caseID + " " + dept + " for " + receiver, cancel: true})
+	b.ops = append(b.ops, op{receiver: receiver, part: caseID + ":" + dept})
 	return nil
 }
+
+// Notification returns d as the outbox carries it, its message as JSON.
+func (d *Delivery) Notification() (*cityhubv1.Notification, error) {
+	mb, err := json.Marshal(d.Message)
+	if err != nil {
+		return nil, fmt.Errorf("queue: encoding the message of %s: %w", d.ID, err)
+	}
+	return &cityhubv1.Notification{
+		Id: d.ID, Receiver: d.Receiver, CaseId: d.CaseID, Department: d.Department, StopOnAccept: d.StopOnAccept,
+		Group: d.Group, Due: timestamppb.New(d.Due), Route: d.Route, Message: mb, FallbackFrom: d.FallbackFrom,
+	}, nil
+}
+
+// decode reads a delivery as the queue keeps it. Deliveries queued by
+// earlier versions were kept as JSON, and still read.
+func decode(b []byte, d *Delivery) error {
+	if len(b) > 0 && b[0] == '{' {
+		return json.Unmarshal(b, d)
+	}
+	var n cityhubv1.Notification
+	if err := proto.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	*d = Delivery{
+		ID: n.GetId(), Receiver: n.GetReceiver(), CaseID: n.GetCaseId(), Department: n.GetDepartment(), StopOnAccept: n.GetStopOnAccept(),
+		Group: n.GetGroup(), Due: n.GetDue().AsTime(), Route: n.GetRoute(), FallbackFrom: n.GetFallbackFrom(),
+	}
+	m := new(message.Message)
+	if err := json.Unmarshal(n.GetMessage(), m); err != nil {
+		return fmt.Errorf("its message: %w", err)
+	}
+	d.Message = m
+	return nil
+}
+
+// applyScript applies one receiver's share of a batch, in order. KEYS:
+// due, leases; ARGV: key prefix, done TTL seconds, then each operation:
+// an enqueue ('e', id, due ms, part or empty, the delivery) adds a delivery
+// unless it is queued or done; a cancel ('c', part) drops every delivery
+// chasing the part and remembers each as done. It answers how many it
+// queued and how many it dropped.
+var applyScript = redis.NewScript(`
+local p, ttl = ARGV[1], ARGV[2]
+local queued, cancelled = 0, 0
+local i = 3
+while i <= #ARGV do
+  if ARGV[i] == 'e' then
+    local id = ARGV[i+1]
+    local d = p .. 'd:' .. id
+    if redis.call('EXISTS', d, p .. 'done:' .. id) == 0 then
+      redis.call('HSET', d, 'd', ARGV[i+4], 'a', 0)
+      redis.call('ZADD', KEYS[1], ARGV[i+2], id)
+      if ARGV[i+3] ~= '' then
+        redis.call('SADD', p .. 'part:' .. ARGV[i+3], id)
+      end
+      queued = queued + 1
+    end
+    i = i + 5
+  elseif ARGV[i] == 'c' then
+    local part = p .. 'part:' .. ARGV[i+1]
+    local ids = redis.call('SMEMBERS', part)
+    for _, id in ipairs(ids) do
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('ZREM', KEYS[2], id)
+      redis.call('DEL', p .. 'd:' .. id)
+      redis.call('SET', p .. 'done:' .. id, '1', 'EX', ttl)
+    end
+    cancelled = cancelled + #ids
+    redis.call('DEL', part)
+    i = i + 2
+  else
+    return redis.error_reply('unknown operation ' .. tostring(ARGV[i]))
+  end
+end
+return {queued, cancelled}
+`)
+
+// opsPerCall bounds the operations of one script call, so that a large
+// batch does not hold Redis for long at a time.
+const opsPerCall = 512
 
 // Applied counts what a batch did.
 type Applied struct {
@@ -182,21 +267,48 @@ type Applied struct {
 	Cancelled int
 }
 
-// Apply applies b in one pipelined round trip. Applying a batch again
-// changes nothing more: it may be retried whole after an error.
+// call is one script call: up to opsPerCall operations of one receiver.
+type call struct {
+	receiver string
+	ops      int
+	args     []any
+}
+
+// Apply applies b in one pipelined round trip: one script call per
+// receiver (and per opsPerCall of its operations), each receiver's
+// operations in b's order. Applying a batch again changes nothing more:
+// it may be retried whole after an error.
 func (q *Queue) Apply(ctx context.Context, b *Batch) (Applied, error) {
 	var n Applied
 	if len(b.ops) == 0 {
 		return n, nil
 	}
+	var calls []*call
+	open := map[string]*call{}
+	for _, o := range b.ops {
+		c := open[o.receiver]
+		if c == nil || c.ops == opsPerCall {
+			c = &call{receiver: o.receiver, args: []any{prefix(o.receiver), int64(DoneTTL / time.Second)}}
+			open[o.receiver] = c
+			calls = append(calls, c)
+		}
+		c.ops++
+		if o.raw != nil {
+			c.args = append(c.args, "e", o.id, o.due, o.part, o.raw)
+		} else {
+			c.args = append(c.args, "c", o.part)
+		}
+	}
 	run := func(load bool) ([]*redis.Cmd, error) {
 		pipe := q.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(b.ops))
-		for i, o := range b.ops {
+		cmds := make([]*redis.Cmd, len(calls))
+		for i, c := range calls {
+			p := prefix(c.receiver)
+			keys := []string{p + "due", p + "leases"}
 			if load {
-				cmds[i] = o.script.Eval(ctx, pipe, o.keys, o.args...)
+				cmds[i] = applyScript.Eval(ctx, pipe, keys, c.args...)
 			} else {
-				cmds[i] = o.script.EvalSha(ctx, pipe, o.keys, o.args...)
+				cmds[i] = applyScript.EvalSha(ctx, pipe, keys, c.args...)
 			}
 		}
 		_, err := pipe.Exec(ctx)
@@ -204,20 +316,17 @@ func (q *Queue) Apply(ctx context.Context, b *Batch) (Applied, error) {
 	}
 	cmds, err := run(false)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// The scripts are not loaded (a new or restarted server): send
-		// them whole this once; later batches find them cached.
+		// The script is not loaded (a new or restarted server): send it
+		// whole this once; later batches find it cached.
 		cmds, err = run(true)
 	}
 	for i, c := range cmds {
-		v, cerr := c.Int()
-		if cerr != nil {
-			return n, fmt.Errorf("%s: %w", b.ops[i].what, cerr)
+		v, cerr := c.Int64Slice()
+		if cerr != nil || len(v) != 2 {
+			return n, fmt.Errorf("queue: applying %d operations for %s: %w", calls[i].ops, calls[i].receiver, cmp.Or(cerr, errors.New("unexpected answer")))
 		}
-		if b.ops[i].cancel {
-			n.Cancelled += v
-		} else {
-			n.Queued += v
-		}
+		n.Queued += int(v[0])
+		n.Cancelled += int(v[1])
 	}
 	if err != nil {
 		return n, fmt.Errorf("queue: %w", err)
@@ -267,11 +376,14 @@ func (q *Queue) Claim(ctx context.Context, receiver string, now time.Time, lease
 	out := make([]Claimed, 0, len(res)/4)
 	for i := 0; i+3 < len(res); i += 4 {
 		var c Claimed
-		if err := json.Unmarshal([]byte(res[i+3]), &c.Delivery); err != nil {
-			return nil, fmt.Errorf("delivery %s of %s: %w", res[i], receiver, err)
+		if err := decode([]byte(res[i+3]), &c.Delivery); err != nil {
+			// One unreadable delivery must not hold back the rest: it is
+			// claimed like them, and given up by the worker.
+			c.Err = fmt.Errorf("delivery %s of %s cannot be read: %w", res[i], receiver, err)
 		}
+		c.ID, c.Receiver = res[i], receiver
 		c.Reclaimed = res[i+1] == "1"
-		fmt.Sscan(res[i+2], &c.Attempts)
+		c.Attempts, _ = strconv.Atoi(res[i+2])
 		out = append(out, c)
 	}
 	return out, nil
@@ -288,21 +400,6 @@ func (q *Queue) Done(ctx context.Context, d *Delivery) error {
 func (q *Queue) Retry(ctx context.Context, d *Delivery, at time.Time) error {
 	return q.Settle(ctx, d.Receiver, []Settlement{{Delivery: d, Outcome: Retried, At: at}})
 }
-
-// cancelScript drops every delivery chasing one part (KEYS[4], a set of
-// ids) and remembers each as done. KEYS: due, leases, part; ARGV: key
-// prefix, done TTL seconds. It answers how many it dropped.
-var cancelScript = redis.NewScript(`
-local ids = redis.call('SMEMBERS', KEYS[3])
-for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('DEL', ARGV[1] .. 'd:' .. id)
-  redis.call('SET', ARGV[1] .. 'done:' .. id, '1', 'EX', ARGV[2])
-end
-redis.call('DEL', KEYS[3])
-return #ids
-`)
 
 // Next returns when the next delivery of receiver is due, or false when
 // none is queued.

@@ -2,6 +2,8 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +185,79 @@ func TestBatch(t *testing.T) {
 	}
 	if n, err := q.Apply(ctx, &b); err != nil || n.Queued != 0 {
 		t.Errorf("the batch again = %+v, %v; want nothing more queued", n, err)
+	}
+}
+
+// TestBatchSpansCalls applies a batch larger than one script call takes,
+// for two receivers: the calls of each receiver run in the batch's order,
+// so a cancel in the last call drops what the first ones queued.
+func TestBatchSpansCalls(t *testing.T) {
+	ctx := context.Background()
+	q := New(redistest.Start(t).Client)
+	var b Batch
+	const n = 2*opsPerCall + 100
+	for i := range n {
+		for _, r := range []string{"sms", "mail"} {
+			d := delivery(fmt.Sprintf("%s-%d", r, i), time.Duration(i)*time.Millisecond, i%2 == 0)
+			d.Receiver = r
+			if err := b.Enqueue(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := b.Cancel("sms", "xuhui-01", "gas"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.Apply(ctx, &b)
+	if err != nil || got.Queued != 2*n || got.Cancelled != n/2 {
+		t.Fatalf("Apply = %+v, %v; want %d queued and %d cancelled", got, err, 2*n, n/2)
+	}
+	for r, want := range map[string]int{"sms": n / 2, "mail": n} {
+		claimed, err := q.Claim(ctx, r, t0.Add(time.Hour), time.Minute, 2*n)
+		if err != nil || len(claimed) != want {
+			t.Fatalf("%s: %d claimed, %v; want %d", r, len(claimed), err, want)
+		}
+		for i, c := range claimed {
+			if c.Err != nil || c.Message == nil || (r == "sms" && c.StopOnAccept) {
+				t.Fatalf("%s: claimed %d: %+v", r, i, c)
+			}
+		}
+	}
+}
+
+// TestUnreadableDelivery: a delivery kept in a form that cannot be read is
+// claimed with its error, beside the others, rather than failing the
+// claim; one kept as JSON by an earlier version still reads.
+func TestUnreadableDelivery(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Start(t).Client
+	q := New(rdb)
+	for _, d := range []*Delivery{delivery("good", 0, false), delivery("broken", 0, false), delivery("legacy", 0, false)} {
+		if ok, err := q.Enqueue(ctx, d); err != nil || !ok {
+			t.Fatalf("Enqueue %s = %v, %v", d.ID, ok, err)
+		}
+	}
+	if err := rdb.HSet(ctx, prefix("sms")+"d:broken", "d", "\xff\x01 not a notification").Err(); err != nil {
+		t.Fatal(err)
+	}
+	legacy, _ := json.Marshal(delivery("legacy", 0, false))
+	if err := rdb.HSet(ctx, prefix("sms")+"d:legacy", "d", legacy).Err(); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := q.Claim(ctx, "sms", t0, time.Minute, 10)
+	if err != nil || len(claimed) != 3 {
+		t.Fatalf("Claim = %d, %v; want all 3", len(claimed), err)
+	}
+	for _, c := range claimed {
+		switch c.ID {
+		case "broken":
+			if c.Err == nil || !strings.Contains(c.Err.Error(), "broken") || c.Receiver != "sms" {
+				t.Errorf("broken: %+v", c)
+			}
+		default:
+			if c.Err != nil || c.Message.Case.ID != message.Sample().Case.ID || !c.Due.Equal(t0) {
+				t.Errorf("%s: %+v", c.ID, c)
+			}
+		}
 	}
 }
