@@ -495,15 +495,21 @@ func (st *step) run(lanes [][][]queue.Claimed, parallel int) {
 		}
 		return
 	}
-	sem := make(chan struct{}, parallel)
+	// parallel senders take the lanes in turn: a goroutine per lane would
+	// grow a new stack for each (rendering recurses deeply).
+	next := make(chan [][]queue.Claimed)
 	var wg sync.WaitGroup
-	for _, l := range lanes {
-		sem <- struct{}{}
+	for range min(parallel, len(lanes)) {
 		wg.Go(func() {
-			defer func() { <-sem }()
-			st.lane(l)
+			for l := range next {
+				st.lane(l)
+			}
 		})
 	}
+	for _, l := range lanes {
+		next <- l
+	}
+	close(next)
 	wg.Wait()
 }
 
