@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -21,8 +22,9 @@ import (
 )
 
 // Repeats of a message chasing a department (dispatched, escalated, warned,
-// overdue) while nobody accepts: at most this many, each RepeatInterval
-// after the one before.
+// overdue) while nobody accepts: at most this many, the first
+// RepeatInterval after the change and each after that long from the send
+// before.
 const MaxRepeats = 3
 
 // LinkFunc returns the acknowledgement link for person to act on the part
@@ -150,12 +152,12 @@ func (d *Decider) toReceivers(t route.Target, c *cityhubv1.Case, h *cityhubv1.Ha
 		if !chases || t.Timing.RepeatInterval <= 0 {
 			continue
 		}
-		for k := 1; k <= MaxRepeats; k++ {
-			due := at.Add(time.Duration(k) * t.Timing.RepeatInterval)
-			rk := append(slices.Clone(key), "repeat", strconv.Itoa(k))
-			// Repeats go one by one (a group of their own) and stop on accept.
-			out = append(out, notification(rk, r, c.GetId(), h.GetDepartment(), true, "", due, t.Path, mb))
-		}
+		// One notification stands for the repeats: due a repeat interval on,
+		// sent again that long after each send, stopped by an accept. Each
+		// goes on its own (a group of its own).
+		rn := notification(append(slices.Clone(key), "repeat"), r, c.GetId(), h.GetDepartment(), true, "", at.Add(t.Timing.RepeatInterval), t.Path, mb)
+		rn.RepeatEvery, rn.Repeats = durationpb.New(t.Timing.RepeatInterval), MaxRepeats-1
+		out = append(out, rn)
 	}
 	return out
 }

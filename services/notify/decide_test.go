@@ -111,6 +111,21 @@ func TestGasLeakAtThreeOnAHoliday(t *testing.T) {
 			t.Errorf("missing %+v in\n%v", want, got)
 		}
 	}
+	// The repeats of what chases the gas company are one notification each.
+	for _, n := range dec.Notifications {
+		if n.GetRepeatEvery() == nil {
+			continue
+		}
+		if n.GetRepeatEvery().AsDuration() != 2*time.Hour || n.GetRepeats() != MaxRepeats-1 || !n.GetStopOnAccept() ||
+			n.GetDue().AsTime().Sub(at) != 2*time.Hour {
+			t.Errorf("repeats of %s: every %v, %d more, due %v after", n.GetReceiver(), n.GetRepeatEvery().AsDuration(), n.GetRepeats(), n.GetDue().AsTime().Sub(at))
+		}
+	}
+	for _, s := range got {
+		if s.after > 2*time.Hour {
+			t.Errorf("a repeat decided up front: %+v", s)
+		}
+	}
 	ids := map[string]bool{}
 	for _, n := range dec.Notifications {
 		if ids[n.GetId()] {

@@ -1883,7 +1883,13 @@ type Notification struct {
 	// fallback_from names the receiver that failed this notification over
 	// to receiver; empty on the outbox, set on the copy notify queues for
 	// the fallback (the delivery queue keeps notifications in this form).
-	FallbackFrom  string `protobuf:"bytes,11,opt,name=fallback_from,json=fallbackFrom,proto3" json:"fallback_from,omitempty"`
+	FallbackFrom string `protobuf:"bytes,11,opt,name=fallback_from,json=fallbackFrom,proto3" json:"fallback_from,omitempty"`
+	// repeat_every, when set, sends the notification again that long after
+	// each time it was sent, repeats more times at most, until the part it
+	// chases (stop_on_accept) is accepted or left: one notification stands
+	// for a chasing message's repeats.
+	RepeatEvery   *durationpb.Duration `protobuf:"bytes,12,opt,name=repeat_every,json=repeatEvery,proto3" json:"repeat_every,omitempty"`
+	Repeats       int32                `protobuf:"varint,13,opt,name=repeats,proto3" json:"repeats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1993,6 +1999,20 @@ func (x *Notification) GetFallbackFrom() string {
 		return x.FallbackFrom
 	}
 	return ""
+}
+
+func (x *Notification) GetRepeatEvery() *durationpb.Duration {
+	if x != nil {
+		return x.RepeatEvery
+	}
+	return nil
+}
+
+func (x *Notification) GetRepeats() int32 {
+	if x != nil {
+		return x.Repeats
+	}
+	return 0
 }
 
 // Silence mutes, from starts_at until ends_at, the alerts its matchers
@@ -2394,7 +2414,7 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\n" +
 	"CaseChange\x12$\n" +
 	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12.\n" +
-	"\x06change\x18\x02 \x01(\v2\x16.cityhub.v1.AuditEntryR\x06change\"\xca\x02\n" +
+	"\x06change\x18\x02 \x01(\v2\x16.cityhub.v1.AuditEntryR\x06change\"\xa2\x03\n" +
 	"\fNotification\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\breceiver\x18\x02 \x01(\tR\breceiver\x12\x17\n" +
@@ -2409,7 +2429,9 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\amessage\x18\t \x01(\fR\amessage\x12\x16\n" +
 	"\x06cancel\x18\n" +
 	" \x01(\bR\x06cancel\x12#\n" +
-	"\rfallback_from\x18\v \x01(\tR\ffallbackFrom\"\x8a\x04\n" +
+	"\rfallback_from\x18\v \x01(\tR\ffallbackFrom\x12<\n" +
+	"\frepeat_every\x18\f \x01(\v2\x19.google.protobuf.DurationR\vrepeatEvery\x12\x18\n" +
+	"\arepeats\x18\r \x01(\x05R\arepeats\"\x8a\x04\n" +
 	"\aSilence\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\bmatchers\x18\x02 \x03(\v2\x13.cityhub.v1.MatcherR\bmatchers\x127\n" +
@@ -2552,16 +2574,17 @@ var file_cityhub_v1_cityhub_proto_depIdxs = []int32{
 	14, // 54: cityhub.v1.CaseChange.case:type_name -> cityhub.v1.Case
 	12, // 55: cityhub.v1.CaseChange.change:type_name -> cityhub.v1.AuditEntry
 	21, // 56: cityhub.v1.Notification.due:type_name -> google.protobuf.Timestamp
-	18, // 57: cityhub.v1.Silence.matchers:type_name -> cityhub.v1.Matcher
-	21, // 58: cityhub.v1.Silence.starts_at:type_name -> google.protobuf.Timestamp
-	21, // 59: cityhub.v1.Silence.ends_at:type_name -> google.protobuf.Timestamp
-	21, // 60: cityhub.v1.Silence.created_at:type_name -> google.protobuf.Timestamp
-	21, // 61: cityhub.v1.Silence.updated_at:type_name -> google.protobuf.Timestamp
-	62, // [62:62] is the sub-list for method output_type
-	62, // [62:62] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	23, // 57: cityhub.v1.Notification.repeat_every:type_name -> google.protobuf.Duration
+	18, // 58: cityhub.v1.Silence.matchers:type_name -> cityhub.v1.Matcher
+	21, // 59: cityhub.v1.Silence.starts_at:type_name -> google.protobuf.Timestamp
+	21, // 60: cityhub.v1.Silence.ends_at:type_name -> google.protobuf.Timestamp
+	21, // 61: cityhub.v1.Silence.created_at:type_name -> google.protobuf.Timestamp
+	21, // 62: cityhub.v1.Silence.updated_at:type_name -> google.protobuf.Timestamp
+	63, // [63:63] is the sub-list for method output_type
+	63, // [63:63] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_cityhub_v1_cityhub_proto_init() }

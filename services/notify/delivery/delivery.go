@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -587,7 +588,7 @@ func (st *step) deliver(group []queue.Claimed) bool {
 		// A send in flight is finished even when the engine stops: cut
 		// short, it may or may not have arrived.
 		sendCtx, cancel := context.WithTimeout(context.WithoutCancel(st.ctx), timeout)
-		err = r.Notifier.Notify(sendCtx, &receiver.Notification{ID: first.ID, Receiver: name, Message: &m, Rendered: rendered})
+		err = r.Notifier.Notify(sendCtx, &receiver.Notification{ID: sendID(first), Receiver: name, Message: &m, Rendered: rendered})
 		cancel()
 	} else {
 		err = &receiver.Error{Err: fmt.Errorf("rendering: %w", err)}
@@ -601,7 +602,13 @@ func (st *step) deliver(group []queue.Claimed) bool {
 		delete(e.paused, name)
 		e.mu.Unlock()
 		for _, c := range group {
-			st.settle(c, Attempt{Outcome: Sent, Seconds: took.Seconds()}, queue.Delivered, time.Time{})
+			outcome, again := queue.Delivered, time.Time{}
+			if c.RepeatEvery > 0 && c.Sends < c.Repeats {
+				// It chases a part nobody has accepted yet: it goes again
+				// after RepeatEvery, unless an accept cancels it first.
+				outcome, again = queue.Repeated, e.opts.Now().Add(c.RepeatEvery)
+			}
+			st.settle(c, Attempt{Outcome: Sent, Seconds: took.Seconds()}, outcome, again)
 		}
 		return true
 	}
@@ -675,7 +682,9 @@ func (st *step) failOver(c queue.Claimed, err error, took time.Duration) {
 	// delivery failing over and over ends at a receiver without one.
 	if fb := st.r.Config.Fallback; fb != "" {
 		d := c.Delivery
-		d.ID = c.ID + ">" + fb
+		d.ID = sendID(c) + ">" + fb
+		// The fallback carries on with the repeats left.
+		d.Repeats = max(0, c.Repeats-c.Sends)
 		d.Receiver, d.FallbackFrom, d.Due = fb, name, e.opts.Now()
 		if _, qerr := e.opts.Queue.Enqueue(ctx, &d); qerr != nil {
 			e.log.Warn("failing over failed; retrying later", "receiver", name, "fallback", fb, "err", qerr)
@@ -719,7 +728,7 @@ func (st *step) giveUp(c queue.Claimed, err error, took time.Duration) {
 // settle notes attempt a of c, and what becomes of c in the queue: both
 // are written when the step ends.
 func (st *step) settle(c queue.Claimed, a Attempt, outcome int, at time.Time) {
-	a.At, a.DeliveryID, a.Receiver, a.Attempt, a.Route = st.e.opts.Now().UTC(), c.ID, c.Receiver, c.Attempts+1, c.Route
+	a.At, a.DeliveryID, a.Receiver, a.Attempt, a.Route = st.e.opts.Now().UTC(), sendID(c), c.Receiver, c.Attempts+1, c.Route
 	if c.Message != nil {
 		a.Change = c.Message.Change
 		a.Department = c.Message.Department.Code
@@ -732,6 +741,16 @@ func (st *step) settle(c queue.Claimed, a Attempt, outcome int, at time.Time) {
 	defer st.mu.Unlock()
 	st.attempts = append(st.attempts, CaseAttempt{CaseID: c.CaseID, Attempt: a})
 	st.settled = append(st.settled, queue.Settlement{Delivery: &c.Delivery, Outcome: outcome, At: at})
+}
+
+// sendID is what one send of c is known by, to its receiver (the
+// Idempotency-Key) and in its attempts: the delivery's id, and for a
+// repeat the repeat's number after it. A send tried again keeps its id.
+func sendID(c queue.Claimed) string {
+	if c.Sends == 0 {
+		return c.ID
+	}
+	return c.ID + "." + strconv.Itoa(c.Sends)
 }
 
 func status(err error) int {

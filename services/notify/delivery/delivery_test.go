@@ -585,3 +585,42 @@ func TestUnreadableDeliveryIsGivenUp(t *testing.T) {
 		t.Errorf("something is still queued, due at %v", next)
 	}
 }
+
+// TestRepeats: a repeating delivery goes again a repeat interval after
+// each send, under an id of its own each time, as many times as it says,
+// and not once more after it is cancelled.
+func TestRepeats(t *testing.T) {
+	ep := &endpoint{}
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	h := newHarness(t, map[string]string{"hook": srv.URL}, nil)
+	enqueue := func(id, caseID string, repeats int) {
+		m := message.Sample()
+		m.Case.ID = caseID
+		d := &queue.Delivery{ID: id, Receiver: "hook", CaseID: caseID, Department: "gas", StopOnAccept: true, Group: id,
+			Due: h.clock.Now(), Message: m, RepeatEvery: time.Hour, Repeats: repeats}
+		if _, err := h.q.Enqueue(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enqueue("chase", "xuhui-1", 2)
+	enqueue("stopped", "xuhui-2", 2)
+	h.run(time.Minute, 59*time.Minute, "hook") // the first sends
+	if _, err := h.q.Cancel(context.Background(), "hook", "xuhui-2", "gas"); err != nil {
+		t.Fatal(err)
+	}
+	h.run(time.Minute, 5*time.Hour, "hook")
+	if got := ep.taken(); !slices.Equal(got, []string{"chase", "stopped", "chase.1", "chase.2"}) &&
+		!slices.Equal(got, []string{"stopped", "chase", "chase.1", "chase.2"}) {
+		t.Errorf("sent %v, want each first send, then chase's two repeats an hour apart", got)
+	}
+	var sent []string
+	for _, a := range h.attempts(t, "xuhui-1") {
+		if a.Outcome == Sent {
+			sent = append(sent, a.DeliveryID)
+		}
+	}
+	if !slices.Equal(sent, []string{"chase", "chase.1", "chase.2"}) {
+		t.Errorf("attempts sent: %v", sent)
+	}
+}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cityhubv1 "github.com/cityhub/cityhub/proto/cityhub/v1"
@@ -53,13 +54,22 @@ type Delivery struct {
 	Route string `json:"route,omitempty"`
 	// FallbackFrom names the receiver that failed it over to this one.
 	FallbackFrom string `json:"fallback_from,omitempty"`
+	// RepeatEvery, when set, sends the delivery again that long after each
+	// time it was sent, Repeats more times at most, until it is cancelled
+	// (the part it chases was accepted).
+	RepeatEvery time.Duration `json:"repeat_every,omitempty"`
+	Repeats     int           `json:"repeats,omitempty"`
 }
 
 // Claimed is a delivery a worker holds.
 type Claimed struct {
 	Delivery
-	// Attempts is how many times it was tried before.
+	// Attempts is how many times it was tried before, since it was last
+	// sent.
 	Attempts int
+	// Sends is how many times it was sent before (a repeating delivery's
+	// repeats so far).
+	Sends int
 	// Reclaimed says the delivery came from a lease that ran out: a worker
 	// died holding it, and may or may not have delivered it.
 	Reclaimed bool
@@ -187,7 +197,15 @@ func (d *Delivery) Notification() (*cityhubv1.Notification, error) {
 	return &cityhubv1.Notification{
 		Id: d.ID, Receiver: d.Receiver, CaseId: d.CaseID, Department: d.Department, StopOnAccept: d.StopOnAccept,
 		Group: d.Group, Due: timestamppb.New(d.Due), Route: d.Route, Message: mb, FallbackFrom: d.FallbackFrom,
+		RepeatEvery: repeatEvery(d.RepeatEvery), Repeats: int32(d.Repeats),
 	}, nil
+}
+
+func repeatEvery(d time.Duration) *durationpb.Duration {
+	if d <= 0 {
+		return nil
+	}
+	return durationpb.New(d)
 }
 
 // decode reads a delivery as the queue keeps it. Deliveries queued by
@@ -203,6 +221,7 @@ func decode(b []byte, d *Delivery) error {
 	*d = Delivery{
 		ID: n.GetId(), Receiver: n.GetReceiver(), CaseID: n.GetCaseId(), Department: n.GetDepartment(), StopOnAccept: n.GetStopOnAccept(),
 		Group: n.GetGroup(), Due: n.GetDue().AsTime(), Route: n.GetRoute(), FallbackFrom: n.GetFallbackFrom(),
+		RepeatEvery: n.GetRepeatEvery().AsDuration(), Repeats: int(n.GetRepeats()),
 	}
 	m := new(message.Message)
 	if err := json.Unmarshal(n.GetMessage(), m); err != nil {
@@ -335,25 +354,25 @@ func (q *Queue) Apply(ctx context.Context, b *Batch) (Applied, error) {
 }
 
 // claimScript leases up to ARGV[3] deliveries — expired leases first, then
-// due ones — until ARGV[2], and answers id, reclaimed, attempts, JSON for
-// each. KEYS: due, leases; ARGV: now ms, lease end ms, limit, key prefix.
+// due ones — until ARGV[2], and answers id, reclaimed, attempts, sends and
+// the delivery for each. KEYS: due, leases; ARGV: now ms, lease end ms, limit, key prefix.
 var claimScript = redis.NewScript(`
 local out = {}
 local limit = tonumber(ARGV[3])
 local function take(id, reclaimed)
-  local d = redis.call('HMGET', ARGV[4] .. 'd:' .. id, 'd', 'a')
+  local d = redis.call('HMGET', ARGV[4] .. 'd:' .. id, 'd', 'a', 's')
   redis.call('ZREM', KEYS[1], id)
   if not d[1] then
     redis.call('ZREM', KEYS[2], id)
     return
   end
   redis.call('ZADD', KEYS[2], ARGV[2], id)
-  table.insert(out, id); table.insert(out, reclaimed); table.insert(out, d[2]); table.insert(out, d[1])
+  table.insert(out, id); table.insert(out, reclaimed); table.insert(out, d[2] or '0'); table.insert(out, d[3] or '0'); table.insert(out, d[1])
 end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, limit)) do
   take(id, '1')
 end
-local left = limit - #out / 4
+local left = limit - #out / 5
 if left > 0 then
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, left)) do
     take(id, '0')
@@ -373,10 +392,10 @@ func (q *Queue) Claim(ctx context.Context, receiver string, now time.Time, lease
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries of %s: %w", receiver, err)
 	}
-	out := make([]Claimed, 0, len(res)/4)
-	for i := 0; i+3 < len(res); i += 4 {
+	out := make([]Claimed, 0, len(res)/5)
+	for i := 0; i+4 < len(res); i += 5 {
 		var c Claimed
-		if err := decode([]byte(res[i+3]), &c.Delivery); err != nil {
+		if err := decode([]byte(res[i+4]), &c.Delivery); err != nil {
 			// One unreadable delivery must not hold back the rest: it is
 			// claimed like them, and given up by the worker.
 			c.Err = fmt.Errorf("delivery %s of %s cannot be read: %w", res[i], receiver, err)
@@ -384,6 +403,7 @@ func (q *Queue) Claim(ctx context.Context, receiver string, now time.Time, lease
 		c.ID, c.Receiver = res[i], receiver
 		c.Reclaimed = res[i+1] == "1"
 		c.Attempts, _ = strconv.Atoi(res[i+2])
+		c.Sends, _ = strconv.Atoi(res[i+3])
 		out = append(out, c)
 	}
 	return out, nil
@@ -421,6 +441,10 @@ const (
 	// Released: it goes back, due at At, as if it had never been claimed
 	// (the worker stopped before trying it).
 	Released
+	// Repeated: it was sent, and goes back due at At to be sent again
+	// (a repeating delivery with repeats left): one more send counted,
+	// its attempts back to none.
+	Repeated
 )
 
 // Settlement is what became of one claimed delivery.
@@ -433,7 +457,8 @@ type Settlement struct {
 
 // settleScript settles claimed deliveries of one receiver. KEYS: due,
 // leases; ARGV: key prefix, done TTL seconds, then per delivery: outcome,
-// id, part key ("" for none), due ms.
+// id, part key ("" for none), due ms. A delivery cancelled meanwhile is
+// not put back.
 var settleScript = redis.NewScript(`
 local p, ttl = ARGV[1], ARGV[2]
 for i = 3, #ARGV, 4 do
@@ -450,6 +475,9 @@ for i = 3, #ARGV, 4 do
   elseif redis.call('EXISTS', d) == 1 then
     if op == '2' then
       redis.call('HINCRBY', d, 'a', 1)
+    elseif op == '4' then
+      redis.call('HINCRBY', d, 's', 1)
+      redis.call('HSET', d, 'a', 0)
     end
     redis.call('ZADD', KEYS[1], at, id)
   end

@@ -261,3 +261,45 @@ func TestUnreadableDelivery(t *testing.T) {
 		}
 	}
 }
+
+// TestRepeated: a repeating delivery sent goes back due again with one
+// more send counted and its attempts cleared, until it is cancelled.
+func TestRepeated(t *testing.T) {
+	ctx := context.Background()
+	q := New(redistest.Start(t).Client)
+	d := delivery("chase", 0, true)
+	d.RepeatEvery, d.Repeats = time.Hour, 2
+	if ok, err := q.Enqueue(ctx, d); err != nil || !ok {
+		t.Fatalf("Enqueue = %v, %v", ok, err)
+	}
+	got, _ := q.Claim(ctx, "sms", t0, time.Minute, 10)
+	if len(got) != 1 || got[0].Sends != 0 || got[0].RepeatEvery != time.Hour || got[0].Repeats != 2 {
+		t.Fatalf("first claim: %+v", got)
+	}
+	if err := q.Retry(ctx, &got[0].Delivery, t0); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = q.Claim(ctx, "sms", t0, time.Minute, 10)
+	if err := q.Settle(ctx, "sms", []Settlement{{Delivery: &got[0].Delivery, Outcome: Repeated, At: t0.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := q.Claim(ctx, "sms", t0.Add(time.Hour-time.Millisecond), time.Minute, 10); len(again) != 0 {
+		t.Fatalf("claimed before its repeat is due: %+v", again)
+	}
+	got, _ = q.Claim(ctx, "sms", t0.Add(time.Hour), time.Minute, 10)
+	if len(got) != 1 || got[0].Sends != 1 || got[0].Attempts != 0 {
+		t.Fatalf("the repeat: %+v, want one send before and no attempts since", got)
+	}
+	if err := q.Settle(ctx, "sms", []Settlement{{Delivery: &got[0].Delivery, Outcome: Repeated, At: t0.Add(2 * time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.Cancel(ctx, "sms", "xuhui-01", "gas"); err != nil || n != 1 {
+		t.Fatalf("Cancel = %d, %v", n, err)
+	}
+	if next, ok, _ := q.Next(ctx, "sms"); ok {
+		t.Errorf("a cancelled repeat is still due at %v", next)
+	}
+	if ok, _ := q.Enqueue(ctx, d); ok {
+		t.Error("a cancelled repeating delivery was queued again")
+	}
+}
