@@ -3,7 +3,6 @@ package ruler_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"github.com/cityhub/cityhub/services/platform/logging"
 	"github.com/cityhub/cityhub/services/platform/redistest"
 	"github.com/cityhub/cityhub/services/platform/stream"
+	"github.com/cityhub/cityhub/services/platform/workload"
 	"github.com/cityhub/cityhub/services/ruler"
 	"github.com/cityhub/cityhub/services/ruler/alertstate"
 )
@@ -292,137 +292,28 @@ func stageWorkload(cat *catalog.Catalog, n int) []*cityhubv1.Event {
 	return out
 }
 
-// cityReadings weighs the event types that sensors and cameras send as
-// readings, whatever the values: rain gauges, air stations, road cameras
-// measuring queues, water-level sensors, smart bins, methane sensors.
-var cityReadings = map[string]float64{
-	"rainfall": 220, "air_quality": 140, "traffic_congestion": 120, "waterlogging": 100,
-	"garbage_overflow": 80, "gas_leak": 40,
-}
-
-// cityReports weighs the event types that report something seen: 12345
-// calls, inspectors' reports, video-AI detections, and the all-clears.
-var cityReports = map[string]float64{
-	"illegal_parking": 80, "noise_complaint": 40, "smoke_detected": 30, "traffic_accident": 20,
-	"manhole_cover_displaced": 20, "drain_blocked": 20, "illegal_street_vending": 20,
-	"gas_smell_report": 10, "waterlogging_cleared": 10, "traffic_cleared": 10, "fire_report": 5,
-	"manhole_cover_missing": 5, "building_facade_risk": 5, "road_collapse": 3,
-	"gas_alarm_cleared": 3, "manhole_cover_restored": 3, "fire_extinguished": 2,
-}
-
-// cityAttr draws a numeric attribute as a city's sensors and reports
-// give it: mostly ordinary readings, rarely past an alarm level.
-func cityAttr(rnd *rand.Rand, name string) float64 {
-	exp := func(mean float64) float64 { return math.Round(rnd.ExpFloat64()*mean*10) / 10 }
-	switch name {
-	case "water_depth_cm":
-		return exp(5)
-	case "rain_mm_h":
-		return exp(4)
-	case "rain_mm_24h":
-		return exp(20)
-	case "ch4_ppm":
-		return exp(50)
-	case "lel_percent":
-		return exp(1)
-	case "speed_kmh":
-		return 5 + float64(rnd.IntN(60))
-	case "queue_m":
-		return exp(200)
-	case "injured":
-		if rnd.IntN(10) == 0 {
-			return float64(1 + rnd.IntN(3))
-		}
-		return 0
-	case "confidence":
-		return 0.3 + rnd.Float64()*0.69
-	case "db":
-		return float64(50 + rnd.IntN(40))
-	case "fill_percent":
-		return float64(rnd.IntN(101))
-	default:
-		return exp(10)
-	}
-}
-
-// citySources says who reports each kind of event, most often first.
-func citySource(rnd *rand.Rand, typ string) string {
-	switch typ {
-	case "rainfall", "air_quality", "gas_leak", "garbage_overflow", "manhole_cover_displaced", "gas_alarm_cleared", "manhole_cover_restored":
-		return "iot"
-	case "traffic_congestion", "illegal_parking", "smoke_detected", "illegal_street_vending", "traffic_cleared", "fire_extinguished":
-		return "video"
-	case "waterlogging", "waterlogging_cleared":
-		return []string{"iot", "iot", "iot", "iot", "iot", "iot", "iot", "video", "video", "hotline"}[rnd.IntN(10)]
-	case "traffic_accident":
-		return []string{"video", "video", "video", "hotline", "hotline"}[rnd.IntN(5)]
-	case "building_facade_risk", "road_collapse", "drain_blocked", "manhole_cover_missing":
-		return []string{"inspector", "hotline"}[rnd.IntN(2)]
-	default:
-		return "hotline"
-	}
-}
-
-// cityWorkload returns n events as a city's stream brings them: a share
-// of readings (cityReadings), most of them ordinary, and the rest reports
-// (cityReports).
+// cityWorkload returns n events as a city's stream brings them
+// (workload.Day): readings as the readings' share, most of them ordinary,
+// and the rest reports.
 func cityWorkload(cat *catalog.Catalog, n int, readings float64) []*cityhubv1.Event {
-	rnd := rand.New(rand.NewPCG(5, 6))
-	weights := map[string]float64{}
-	for _, group := range []struct {
-		w     map[string]float64
-		share float64
-	}{{cityReadings, readings}, {cityReports, 1 - readings}} {
-		var sum float64
-		for _, w := range group.w {
-			sum += w
-		}
-		for t, w := range group.w {
-			weights[t] = w / sum * group.share
-		}
-	}
-	var total float64
-	for _, w := range weights {
-		total += w
-	}
+	day := workload.NewDay(cat, readings, rand.New(rand.NewPCG(5, 6)))
 	at := time.Now().Add(-time.Hour).UTC()
 	out := make([]*cityhubv1.Event, n)
 	for i := range out {
-		x := rnd.Float64() * total
-		var t catalog.EventType
-		for _, et := range cat.EventTypes {
-			if x -= weights[et.Code]; x < 0 {
-				t = et
-				break
-			}
+		e := day.Next()
+		attrs, err := structpb.NewStruct(e.Attrs)
+		if err != nil {
+			panic(err) // numbers, strings and booleans always convert
 		}
-		if t.Code == "" {
-			t = cat.EventTypes[0]
-		}
-		attrs := map[string]*structpb.Value{}
-		for name, typ := range t.Attrs {
-			switch typ {
-			case catalog.AttrNumber:
-				attrs[name] = structpb.NewNumberValue(cityAttr(rnd, name))
-			case catalog.AttrString:
-				attrs[name] = structpb.NewStringValue(fmt.Sprintf("%s-%d", name, rnd.IntN(500)))
-			case catalog.AttrBool:
-				attrs[name] = structpb.NewBoolValue(rnd.IntN(4) == 0)
-			}
-		}
-		d := cat.Districts[rnd.IntN(len(cat.Districts))].Code
 		out[i] = &cityhubv1.Event{
 			Id:         fmt.Sprintf("city-%d", i),
-			Source:     citySource(rnd, t.Code),
-			Type:       t.Code,
+			Source:     e.Source,
+			Type:       e.Type.Code,
 			OccurredAt: timestamppb.New(at.Add(time.Duration(i) * 100 * time.Millisecond)),
 			Location: &cityhubv1.Location{
-				District: d,
-				Street:   fmt.Sprintf("street-%d", rnd.IntN(200)),
-				Grid:     fmt.Sprintf("%s-%d", d, rnd.IntN(100)),
-				Lon:      121.3 + rnd.Float64()/2, Lat: 31.1 + rnd.Float64()/4,
+				District: e.District.Code, Street: e.Street, Grid: e.Grid, Lon: e.Lon, Lat: e.Lat,
 			},
-			Attrs: &structpb.Struct{Fields: attrs},
+			Attrs: attrs,
 		}
 	}
 	return out
