@@ -11,10 +11,6 @@ import (
 	"github.com/cityhub/cityhub/services/dispatch/lifecycle"
 )
 
-// errAttached stops the recording of a linked case on a target that lists
-// it already.
-var errAttached = errors.New("the target lists the linked case already")
-
 // linkAttempts bounds the tries to link a case, or to record it on its
 // target, while either keeps changing under the link.
 const linkAttempts = 8
@@ -106,28 +102,9 @@ func (s *Service) linkPart(ctx context.Context, id, into, requestID string) (*ci
 // listed id already.
 func (s *Service) attach(ctx context.Context, id, into string, link *cityhubv1.AuditEntry) (*cityhubv1.CaseChange, error) {
 	by := lifecycle.Actor{Subject: link.GetActor(), Role: lifecycle.RoleSystem}
-	requestID := linkRequestID(id)
-	for attempt := 1; ; attempt++ {
-		target, err := s.store.Recent(ctx, into)
-		if err != nil {
-			return nil, fmt.Errorf("read case %s to record %s on: %w", into, id, err)
-		}
-		change, err := s.store.Update(ctx, into, target.GetVersion(), requestID, func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error) {
-			if slices.Contains(c.GetLinked(), id) {
-				return nil, errAttached
-			}
-			return lifecycle.RecordLink(c, id, by, s.now())
-		})
-		switch {
-		case errors.Is(err, errAttached):
-			return nil, nil
-		case errors.Is(err, casestore.ErrConflict) && attempt < linkAttempts:
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("record %s on %s: %w", id, into, err)
-		}
-		return change, nil
-	}
+	return s.recordOnTarget(ctx, into, id, linkRequestID(id), linkAttempts, (*cityhubv1.Case).GetLinked, func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error) {
+		return lifecycle.RecordLink(c, id, by, s.now())
+	})
 }
 
 // linkRequestID names a link by the other case of it: on the linked case

@@ -14,11 +14,6 @@ import (
 	"github.com/cityhub/cityhub/services/platform/scope"
 )
 
-// errAbsorbed stops the recording of a duplicate on a target that lists it
-// already (recorded under another request id, by an older version of the
-// merge): there is nothing left to write.
-var errAbsorbed = errors.New("the target lists the duplicate already")
-
 // absorbAttempts bounds the tries to record a duplicate on a target that
 // keeps changing under the merge.
 const absorbAttempts = 8
@@ -122,27 +117,43 @@ func isMerge(change *cityhubv1.CaseChange) bool {
 // merge. It returns the target's change, that of the first try when this
 // one is a repeat, or nil when the target listed dup already.
 func (s *Service) absorb(ctx context.Context, dup *cityhubv1.Case, merge *cityhubv1.AuditEntry, now time.Time) (*cityhubv1.CaseChange, error) {
-	into := dup.GetMergedInto()
 	by := lifecycle.Actor{Subject: merge.GetActor(), Role: auth.Role(merge.GetRole()), Dept: merge.GetDepartment()}
-	requestID := absorbRequestID(dup.GetId(), merge.GetRequestId())
+	return s.recordOnTarget(ctx, dup.GetMergedInto(), dup.GetId(), absorbRequestID(dup.GetId(), merge.GetRequestId()), absorbAttempts,
+		(*cityhubv1.Case).GetMerged, func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error) {
+			return lifecycle.RecordMerge(c, dup.GetId(), by, now)
+		})
+}
+
+// errListed stops the recording of a case on a target that lists it
+// already (recorded under another request id, by an older version of the
+// merge or link): there is nothing left to write.
+var errListed = errors.New("the target lists the case already")
+
+// recordOnTarget writes the target's half of a merge or a link: record on
+// case into, as request requestID, unless listed names other on it
+// already (nil, nil then). A target changing under it is read again and
+// tried again, attempts times in all. It returns the target's change, or
+// that of the first try when this one is a repeat.
+func (s *Service) recordOnTarget(ctx context.Context, into, other, requestID string, attempts int,
+	listed func(*cityhubv1.Case) []string, record func(*cityhubv1.Case) (*cityhubv1.AuditEntry, error)) (*cityhubv1.CaseChange, error) {
 	for attempt := 1; ; attempt++ {
 		target, err := s.store.Recent(ctx, into)
 		if err != nil {
-			return nil, fmt.Errorf("read case %s to record %s on: %w", into, dup.GetId(), err)
+			return nil, fmt.Errorf("read case %s to record %s on: %w", into, other, err)
 		}
 		change, err := s.store.Update(ctx, into, target.GetVersion(), requestID, func(c *cityhubv1.Case) (*cityhubv1.AuditEntry, error) {
-			if slices.Contains(c.GetMerged(), dup.GetId()) {
-				return nil, errAbsorbed
+			if slices.Contains(listed(c), other) {
+				return nil, errListed
 			}
-			return lifecycle.RecordMerge(c, dup.GetId(), by, now)
+			return record(c)
 		})
 		switch {
-		case errors.Is(err, errAbsorbed):
+		case errors.Is(err, errListed):
 			return nil, nil
-		case errors.Is(err, casestore.ErrConflict) && attempt < absorbAttempts:
+		case errors.Is(err, casestore.ErrConflict) && attempt < attempts:
 			continue // the conflict brought the case as it is now into the store
 		case err != nil:
-			return nil, fmt.Errorf("record %s on %s: %w", dup.GetId(), into, err)
+			return nil, fmt.Errorf("record %s on %s: %w", other, into, err)
 		}
 		return change, nil
 	}

@@ -729,22 +729,29 @@ func linkCase(s *step) error {
 // linked list and the update time, and returns the audit entry, whose
 // version and request id the caller sets.
 func RecordLink(target *cityhubv1.Case, part string, by Actor, now time.Time) (*cityhubv1.AuditEntry, error) {
-	if part == "" || part == target.GetId() {
-		return nil, fmt.Errorf("%w: a case cannot be linked into itself", ErrInvalid)
+	return recordOther(target, &target.Linked, part, Attach, "linked", by, now)
+}
+
+// recordOther adds case other to target's list (merged or linked) and
+// returns the entry of action that says so; verb says what became of
+// other.
+func recordOther(target *cityhubv1.Case, list *[]string, other string, action Action, verb string, by Actor, now time.Time) (*cityhubv1.AuditEntry, error) {
+	if other == "" || other == target.GetId() {
+		return nil, fmt.Errorf("%w: a case cannot be %s into itself", ErrInvalid, verb)
 	}
-	if !slices.Contains(target.Linked, part) {
-		target.Linked = append(target.Linked, part)
+	if !slices.Contains(*list, other) {
+		*list = append(*list, other)
 	}
 	target.UpdatedAt = timestamppb.New(now)
 	return &cityhubv1.AuditEntry{
-		Action:     string(Attach),
+		Action:     string(action),
 		Actor:      by.Subject,
 		Role:       string(by.Role),
 		Department: by.Dept,
 		At:         timestamppb.New(now),
 		From:       target.GetStatus(),
 		To:         target.GetStatus(),
-		Effect:     part + " linked into this case",
+		Effect:     other + " " + verb + " into this case",
 	}, nil
 }
 
@@ -785,23 +792,7 @@ func CheckMergeTarget(target *cityhubv1.Case) error {
 // update time, and returns the audit entry, whose version and request id
 // the caller sets.
 func RecordMerge(target *cityhubv1.Case, dup string, by Actor, now time.Time) (*cityhubv1.AuditEntry, error) {
-	if dup == "" || dup == target.GetId() {
-		return nil, fmt.Errorf("%w: a case cannot be merged into itself", ErrInvalid)
-	}
-	if !slices.Contains(target.Merged, dup) {
-		target.Merged = append(target.Merged, dup)
-	}
-	target.UpdatedAt = timestamppb.New(now)
-	return &cityhubv1.AuditEntry{
-		Action:     string(Absorb),
-		Actor:      by.Subject,
-		Role:       string(by.Role),
-		Department: by.Dept,
-		At:         timestamppb.New(now),
-		From:       target.GetStatus(),
-		To:         target.GetStatus(),
-		Effect:     dup + " merged into this case",
-	}, nil
+	return recordOther(target, &target.Merged, dup, Absorb, "merged", by, now)
 }
 
 // escalate raises the case a rung; on a timer, to the rung of the deadline
