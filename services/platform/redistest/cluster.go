@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,14 @@ const clusterSlots = 16384
 // it; every process stops when the test ends.
 func StartCluster(t testing.TB, masters int) *Server {
 	t.Helper()
+	return StartClusterWithPassword(t, masters, "")
+}
+
+// StartClusterWithPassword is StartCluster with every node requiring
+// password of the default user (none when empty). The URL carries it,
+// percent-encoded.
+func StartClusterWithPassword(t testing.TB, masters int, password string) *Server {
+	t.Helper()
 	if masters < 1 {
 		t.Fatalf("redistest: a cluster of %d masters", masters)
 	}
@@ -42,14 +51,14 @@ func StartCluster(t testing.TB, masters int) *Server {
 	var bus0 int
 	for i := range masters {
 		var bus int
-		addrs[i], bus = startNode(t, bin)
+		addrs[i], bus = startNode(t, bin, password)
 		if i == 0 {
 			bus0 = bus
 		}
 	}
 	nodes := make([]*redis.Client, masters)
 	for i, a := range addrs {
-		nodes[i] = redis.NewClient(&redis.Options{Addr: a})
+		nodes[i] = redis.NewClient(&redis.Options{Addr: a, Password: password})
 		defer nodes[i].Close()
 		first, last := i*clusterSlots/masters, (i+1)*clusterSlots/masters-1
 		if err := nodes[i].Do(ctx, "cluster", "addslotsrange", first, last).Err(); err != nil {
@@ -76,7 +85,7 @@ func StartCluster(t testing.TB, masters int) *Server {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Password: password})
 	t.Cleanup(func() { c.Close() })
 	// Every node must know the whole map before the client may route.
 	for {
@@ -91,12 +100,16 @@ func StartCluster(t testing.TB, masters int) *Server {
 		time.Sleep(20 * time.Millisecond)
 	}
 	c.Del(ctx, "redistest:{probe}")
-	return &Server{URL: "redis-cluster://" + strings.Join(addrs, ","), Client: c, t: t}
+	u := "redis-cluster://" + strings.Join(addrs, ",")
+	if password != "" {
+		u = "redis-cluster://:" + url.PathEscape(password) + "@" + strings.Join(addrs, ",")
+	}
+	return &Server{URL: u, Client: c, t: t}
 }
 
 // startNode starts one cluster-enabled redis-server and returns its
 // address, once it answers, and its cluster bus port.
-func startNode(t testing.TB, bin string) (string, int) {
+func startNode(t testing.TB, bin, password string) (string, int) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "redistest-cluster")
 	if err != nil {
@@ -106,6 +119,9 @@ func startNode(t testing.TB, bin string) (string, int) {
 	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
 		"--cluster-port", fmt.Sprint(bus), "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
 		"--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
+	if password != "" {
+		cmd.Args = append(cmd.Args, "--requirepass", password, "--masterauth", password)
+	}
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
