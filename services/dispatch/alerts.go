@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
@@ -38,71 +40,59 @@ func wantsCase(a *cityhubv1.Alert) bool {
 // again (not its creation, which would look like a step back to a reader
 // that keeps the highest version); a later version of the alert that
 // opened a case publishes nothing.
+//
+// Each alert waits on Redis round trips, so the alerts of a batch are
+// applied side by side, up to alertWorkers at once: the versions of one
+// alert in order, by one worker. Alerts that link their case into another
+// alert's go after every other alert of the batch, which may be the one
+// that opens the case they link into. The changes are published in the
+// batch's order, whatever order they were made in.
 func (s *Service) applyAlerts(ctx context.Context, batch []stream.Record[*cityhubv1.Alert]) error {
+	results := make([]alertResult, len(batch))
+	var opening, linking [][]int // indexes of the batch, by alert, in order
+	byAlert := map[string]int{}  // alert id → its group in opening
+	for i, r := range batch {
+		id := r.Value.GetId()
+		if g, ok := byAlert[id]; ok && id != "" {
+			opening[g] = append(opening[g], i)
+			continue
+		}
+		byAlert[id] = len(opening)
+		opening = append(opening, []int{i})
+	}
+	// An alert any version of which links goes with the linking ones.
+	for g := 0; g < len(opening); g++ {
+		if !slices.ContainsFunc(opening[g], func(i int) bool { return inhibitedWithCase(batch[i].Value) }) {
+			continue
+		}
+		linking = append(linking, opening[g])
+		opening = slices.Delete(opening, g, g+1)
+		g--
+	}
+	for _, phase := range [][][]int{opening, linking} {
+		if err := s.eachAlert(ctx, phase, func(ctx context.Context, i int) error {
+			var err error
+			results[i], err = s.applyAlert(ctx, batch[i].Value)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
 	var (
 		out      []kafka.Message
 		rejected = stream.Rejected{}
 		counts   = map[string]int{}
 	)
-	for i, r := range batch {
-		a := r.Value
-		if inhibitedWithCase(a) {
-			linked, err := s.linkInhibited(ctx, a)
-			if err != nil {
-				return err // Redis or Kafka trouble: the batch is retried, and Link is idempotent
-			}
-			if linked {
-				counts["linked"]++
-				continue
-			}
+	for i, r := range results {
+		switch {
+		case r.rejected != nil:
+			rejected[i] = r.rejected
+		case r.message != nil:
+			out = append(out, *r.message)
+			fallthrough
+		default:
+			counts[r.outcome]++
 		}
-		if !wantsCase(a) {
-			counts["ignored"]++
-			continue
-		}
-		if err := s.checkAlert(a); err != nil {
-			rejected[i] = err
-			continue
-		}
-		change, created, err := s.openFromAlert(ctx, a)
-		if errors.Is(err, casestore.ErrInvalid) || errors.Is(err, lifecycle.ErrInvalid) {
-			rejected[i] = err
-			continue
-		}
-		if err != nil {
-			return err // Redis trouble: the consumer retries the batch, which is idempotent
-		}
-		// The alert's events, those it opened with and those that joined
-		// it since, can be followed to their case (Open311 answers with it).
-		if err := s.store.IndexAlert(ctx, a.GetDistrict(), change.GetCase().GetId(), a.GetId(), a.GetEventIds()); err != nil {
-			return err
-		}
-		if created {
-			counts["opened"]++
-		} else {
-			if v := change.GetCase().GetAlertVersion(); v > 0 && a.GetVersion() > v {
-				// A later version of the alert that opened the case (more
-				// events, a new severity): the case has all it needs, and
-				// its opening was published before this came, or comes
-				// again with the opening message's redelivery.
-				counts["update"]++
-				continue
-			}
-			counts["duplicate"]++
-			latest, err := s.store.Latest(ctx, change.GetCase().GetId())
-			if err != nil && !errors.Is(err, casestore.ErrNotFound) {
-				return err
-			}
-			if err == nil {
-				change = latest
-			}
-		}
-		m, err := stream.Marshal(s.opts.Topics.Cases, change.GetCase().GetDistrict(), change)
-		if err != nil {
-			rejected[i] = err
-			continue
-		}
-		out = append(out, m)
 	}
 	if err := s.opts.Writer.Write(ctx, out...); err != nil {
 		return fmt.Errorf("publish %d case changes: %w", len(out), err)
@@ -116,6 +106,107 @@ func (s *Service) applyAlerts(ctx context.Context, batch []stream.Record[*cityhu
 		return rejected
 	}
 	return nil
+}
+
+// alertWorkers bounds the alerts of a batch applied at once.
+const alertWorkers = 16
+
+// eachAlert calls apply for every index of groups, the indexes of a group
+// in order, up to alertWorkers groups at once. The first error stops the
+// rest and is returned.
+func (s *Service) eachAlert(ctx context.Context, groups [][]int, apply func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan []int)
+	var wg sync.WaitGroup
+	for range min(alertWorkers, len(groups)) {
+		wg.Go(func() {
+			for g := range work {
+				for _, i := range g {
+					if err := apply(ctx, i); err != nil {
+						cancel(err)
+						break
+					}
+				}
+			}
+		})
+	}
+feed:
+	for _, g := range groups {
+		select {
+		case work <- g:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// alertResult is what applying one alert came to.
+type alertResult struct {
+	// outcome counts it: linked, ignored, opened, update or duplicate.
+	outcome string
+	// message is the case change to publish, if any.
+	message *kafka.Message
+	// rejected says why the alert can never be applied.
+	rejected error
+}
+
+// applyAlert opens, finds or links the case of a. An error is Redis
+// trouble: the batch is tried again, which is idempotent.
+func (s *Service) applyAlert(ctx context.Context, a *cityhubv1.Alert) (alertResult, error) {
+	if inhibitedWithCase(a) {
+		linked, err := s.linkInhibited(ctx, a)
+		if err != nil {
+			return alertResult{}, err // Link is idempotent
+		}
+		if linked {
+			return alertResult{outcome: "linked"}, nil
+		}
+	}
+	if !wantsCase(a) {
+		return alertResult{outcome: "ignored"}, nil
+	}
+	if err := s.checkAlert(a); err != nil {
+		return alertResult{rejected: err}, nil
+	}
+	change, created, err := s.openFromAlert(ctx, a)
+	if errors.Is(err, casestore.ErrInvalid) || errors.Is(err, lifecycle.ErrInvalid) {
+		return alertResult{rejected: err}, nil
+	}
+	if err != nil {
+		return alertResult{}, err
+	}
+	// The alert's events, those it opened with and those that joined it
+	// since, can be followed to their case (Open311 answers with it).
+	if err := s.store.IndexAlert(ctx, a.GetDistrict(), change.GetCase().GetId(), a.GetId(), a.GetEventIds()); err != nil {
+		return alertResult{}, err
+	}
+	outcome := "opened"
+	if !created {
+		if v := change.GetCase().GetAlertVersion(); v > 0 && a.GetVersion() > v {
+			// A later version of the alert that opened the case (more
+			// events, a new severity): the case has all it needs, and its
+			// opening was published before this came, or comes again with
+			// the opening message's redelivery.
+			return alertResult{outcome: "update"}, nil
+		}
+		outcome = "duplicate"
+		latest, err := s.store.Latest(ctx, change.GetCase().GetId())
+		if err != nil && !errors.Is(err, casestore.ErrNotFound) {
+			return alertResult{}, err
+		}
+		if err == nil {
+			change = latest
+		}
+	}
+	m, err := stream.Marshal(s.opts.Topics.Cases, change.GetCase().GetDistrict(), change)
+	if err != nil {
+		return alertResult{rejected: err}, nil
+	}
+	return alertResult{outcome: outcome, message: &m}, nil
 }
 
 // inhibitedWithCase reports whether a is a firing alert that would open a

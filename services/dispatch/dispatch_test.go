@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -738,6 +739,71 @@ func TestRebuildFromKafka(t *testing.T) {
 	for i := range want {
 		if !proto.Equal(again.Cases[i], want[i]) {
 			t.Errorf("second rebuild changed %s", want[i].Id)
+		}
+	}
+}
+
+// TestOneBatchOfManyAlerts: the alerts of a batch are applied side by
+// side, yet each opens one case, the changes are published in the
+// batch's order, and a street alert that a district-wide alert inhibits
+// links its case into that alert's even when the district alert comes
+// behind it in the same batch.
+func TestOneBatchOfManyAlerts(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	street := firing("street", "xuhui", true)
+	if err := dispatch.ApplyAlerts(h.svc, ctx, street); err != nil {
+		t.Fatal(err)
+	}
+	var batch []*cityhubv1.Alert
+	inhibited := proto.CloneOf(street)
+	inhibited.Version, inhibited.InhibitedBy = 2, []string{"district"}
+	batch = append(batch, inhibited)
+	for i := range 40 {
+		a := firing(fmt.Sprintf("a%02d", i), []string{"xuhui", "huangpu"}[i%2], true)
+		batch = append(batch, a)
+		if i%10 == 0 {
+			again := proto.CloneOf(a) // the same firing twice in one batch
+			batch = append(batch, again)
+		}
+	}
+	district := firing("district", "xuhui", true)
+	district.Labels = map[string]string{"district": "xuhui"}
+	batch = append(batch, district)
+	if err := dispatch.ApplyAlerts(h.svc, ctx, batch...); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := h.allCases()
+	byAlert := map[string]*cityhubv1.Case{}
+	for _, c := range cases {
+		if byAlert[c.GetAlertId()] != nil {
+			t.Errorf("alert %s opened two cases", c.GetAlertId())
+		}
+		byAlert[c.GetAlertId()] = c
+	}
+	if len(cases) != 42 {
+		t.Errorf("%d cases, want 42 (the street, 40 alerts, the district)", len(cases))
+	}
+	if got, want := byAlert["street"].GetLinkedInto(), byAlert["district"].GetId(); got == "" || got != want {
+		t.Errorf("the street case is linked into %q, want the district's %s", got, want)
+	}
+	// Published in the batch's order, on each district's partition: the
+	// street's opening, then the alerts' (a repeated firing published
+	// again), then the district's.
+	order := map[string][]string{}
+	for _, ch := range h.changes() {
+		if ch.GetChange().GetAction() == "create" {
+			order[ch.GetCase().GetDistrict()] = append(order[ch.GetCase().GetDistrict()], ch.GetCase().GetAlertId())
+		}
+	}
+	want := map[string][]string{"xuhui": {"street"}}
+	for _, a := range batch[1:] {
+		want[a.GetDistrict()] = append(want[a.GetDistrict()], a.GetId())
+	}
+	for d := range want {
+		if !slices.Equal(order[d], want[d]) {
+			t.Errorf("%s: creations published in the order\n%v\nwant\n%v", d, order[d], want[d])
 		}
 	}
 }
