@@ -128,6 +128,27 @@ func await(t *testing.T, c *websocket.Conn, what string, want func(frame) bool) 
 	}
 }
 
+// awaitEach waits until each of wants has taken a frame, in any order, and
+// returns them in the order of wants: the gateway follows alerts and cases
+// apart, so a case may come before the alert that opened it.
+func awaitEach(t *testing.T, c *websocket.Conn, what string, wants ...func(frame) bool) []frame {
+	t.Helper()
+	got := make([]frame, len(wants))
+	seen := make([]bool, len(wants))
+	left := len(wants)
+	await(t, c, what, func(f frame) bool {
+		for i, want := range wants {
+			if !seen[i] && want(f) {
+				got[i], seen[i] = f, true
+				left--
+				break
+			}
+		}
+		return left == 0
+	})
+	return got
+}
+
 func decode[T any](t *testing.T, b []byte) T {
 	t.Helper()
 	var v T
@@ -152,13 +173,13 @@ func TestEventToCaseEndToEnd(t *testing.T) {
 	if code, body := h.do(t, "POST", "/v1/events", source, waterlogging("e2e-1", 35)); code != http.StatusAccepted {
 		t.Fatalf("POST /v1/events = %d %s", code, body)
 	}
-	af := await(t, ws, "the alert", func(f frame) bool { return f.Type == "alert" })
-	alert := decode[item](t, af.Data)
+	frames := awaitEach(t, ws, "the alert and its case",
+		func(f frame) bool { return f.Type == "alert" }, func(f frame) bool { return f.Type == "case" })
+	alert := decode[item](t, frames[0].Data)
 	if alert.State != "firing" || !strings.HasPrefix(alert.Rule, "flood-control/") {
 		t.Errorf("alert = %+v", alert)
 	}
-	cf := await(t, ws, "the case", func(f frame) bool { return f.Type == "case" })
-	cs := decode[item](t, cf.Data)
+	cs := decode[item](t, frames[1].Data)
 	if cs.Status != "dispatched" || cs.Lead != "water-affairs" || cs.AlertID != alert.ID {
 		t.Errorf("case = %+v, want dispatched to water-affairs from alert %s", cs, alert.ID)
 	}

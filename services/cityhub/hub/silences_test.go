@@ -143,13 +143,13 @@ func TestSilenceFromTheConsole(t *testing.T) {
 	if code, body := h.do(t, "POST", "/v1/events", source, other); code != http.StatusAccepted {
 		t.Fatalf("POST the other street's event = %d %s", code, body)
 	}
-	loud := decode[mutedAlert](t, await(t, ws, "the other street's alert", func(f frame) bool {
-		return f.Type == "alert" && decode[mutedAlert](t, f.Data).ID != muted.ID
-	}).Data)
+	frames := awaitEach(t, ws, "the other street's alert and case",
+		func(f frame) bool { return f.Type == "alert" && decode[mutedAlert](t, f.Data).ID != muted.ID },
+		func(f frame) bool { return f.Type == "case" })
+	loud, opened := decode[mutedAlert](t, frames[0].Data), decode[item](t, frames[1].Data)
 	if len(loud.SilencedBy) != 0 {
 		t.Errorf("the alert of another street is silenced by %v", loud.SilencedBy)
 	}
-	opened := decode[item](t, await(t, ws, "the other street's case", func(f frame) bool { return f.Type == "case" }).Data)
 	if opened.AlertID != loud.ID {
 		t.Fatalf("the case opened is of alert %s, want %s (the silenced alert is %s)", opened.AlertID, loud.ID, muted.ID)
 	}
