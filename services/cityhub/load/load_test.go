@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -86,10 +87,16 @@ func TestRunAgainstAnEmbeddedHub(t *testing.T) {
 		t.Run(string(mix), func(t *testing.T) {
 			source, watch := tokens(t, info, mix)
 			var rows []load.Step
+			// The storm counts a server process's CPU: this one, which
+			// runs the hub.
+			var servers []int
+			if mix == load.MixStorm {
+				servers = []int{os.Getpid()}
+			}
 			rep, err := load.Run(context.Background(), load.Options{
 				URL: info.URL, Token: source, WatchToken: watch, CatalogPath: rulesDir + "/catalog.yaml",
 				Mix: mix, Seed: 1, Rates: []float64{200, 400}, Step: 2 * time.Second, Conns: 2,
-				MarkerRate: 5, MarkerWait: 45 * time.Second,
+				MarkerRate: 5, MarkerWait: 45 * time.Second, ServerPIDs: servers,
 				OnStep: func(s load.Step) { rows = append(rows, s) },
 			})
 			if err != nil {
@@ -107,6 +114,9 @@ func TestRunAgainstAnEmbeddedHub(t *testing.T) {
 				}
 				if s.HubCPUSeconds == nil || *s.HubCPUSeconds <= 0 || s.HubCPUPer1k == nil || *s.HubCPUPer1k <= 0 || s.HubCores == nil {
 					t.Errorf("step %d: no hub CPU figures: %+v", i, s)
+				}
+				if (s.ServerCores != nil && *s.ServerCores > 0) != (servers != nil) {
+					t.Errorf("step %d: server cores %v, counted for %v", i, s.ServerCores, servers)
 				}
 				m := s.Markers
 				if m.Sent == 0 || m.Alerts == 0 || m.Cases == 0 {
@@ -131,8 +141,9 @@ func TestRunAgainstAnEmbeddedHub(t *testing.T) {
 			if err := rep.WriteTable(&table); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(table.String(), "accepted/s") || strings.Count(table.String(), "\n") < 3 {
-				t.Errorf("table:\n%s", table.String())
+			if !strings.Contains(table.String(), "accepted/s") || strings.Count(table.String(), "\n") < 3 ||
+				strings.Contains(table.String(), "server cores") != (servers != nil) {
+				t.Errorf("table (servers %v):\n%s", servers, table.String())
 			}
 			t.Logf("\n%s", table.String())
 		})

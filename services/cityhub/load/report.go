@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -95,55 +96,67 @@ type Latency struct {
 	Max *float64 `json:"max_ms,omitempty"`
 }
 
-// The table's columns, each with its width.
+// The table's columns, each with its width; those with server are shown
+// when the CPU of server processes (Options.ServerPIDs) is counted.
 var columns = []struct {
-	title string
-	width int
+	title  string
+	width  int
+	server bool
 }{
-	{"target/s", 9}, {"accepted/s", 11}, {"ruled/s", 9}, {"lag", 9}, {"alerts/ev", 10},
-	{"hub cores", 10}, {"CPU s/1k", 9}, {"driver", 7}, {"markers a/c", 16},
-	{"alert p50/p95/p99 ms", 22}, {"case p50/p95/p99 ms", 22},
+	{"target/s", 9, false}, {"accepted/s", 11, false}, {"ruled/s", 9, false}, {"lag", 9, false}, {"alerts/ev", 10, false},
+	{"hub cores", 10, false}, {"CPU s/1k", 9, false}, {"server cores", 13, true}, {"server s/1k", 12, true}, {"driver", 7, false},
+	{"markers a/c", 16, false}, {"alert p50/p95/p99 ms", 22, false}, {"case p50/p95/p99 ms", 22, false},
 }
 
 // WriteHeader writes the table's header: what each step's row (WriteRow)
-// shows.
-func WriteHeader(w io.Writer) error {
-	var b strings.Builder
+// shows; servers adds the server processes' CPU.
+func WriteHeader(w io.Writer, servers bool) error {
+	var cells []string
 	for _, c := range columns {
-		fmt.Fprintf(&b, "%*s", c.width+1, c.title)
+		cells = append(cells, c.title)
 	}
-	_, err := fmt.Fprintln(w, strings.TrimLeft(b.String(), " "))
-	return err
+	return writeLine(w, cells, servers, "")
 }
 
-// WriteRow writes s as a row of the table.
-func (s Step) WriteRow(w io.Writer) error {
+// WriteRow writes s as a row of the table; servers as for WriteHeader.
+func (s Step) WriteRow(w io.Writer, servers bool) error {
 	cells := []string{
 		count(s.Target), count(s.AcceptedRate), count(s.RuledRate), count(float64(s.Lag)),
-		fixed(&s.AlertsPerEvent, 3), fixed(s.HubCores, 2), fixed(s.HubCPUPer1k, 3), fixed(s.DriverCores, 2),
+		fixed(&s.AlertsPerEvent, 3), fixed(s.HubCores, 2), fixed(s.HubCPUPer1k, 3),
+		fixed(s.ServerCores, 2), fixed(s.ServerCPUPer1k, 3), fixed(s.DriverCores, 2),
 		fmt.Sprintf("%d/%d of %d", s.Markers.Alerts, s.Markers.Cases, s.Markers.Sent),
 		s.Markers.AlertLatency.String(), s.Markers.CaseLatency.String(),
 	}
+	tail := ""
+	if !s.KeptUp {
+		tail = "  ← " + s.Verdict
+	}
+	return writeLine(w, cells, servers, tail)
+}
+
+// writeLine writes cells in the columns' widths, the servers' only with
+// servers, and tail after them.
+func writeLine(w io.Writer, cells []string, servers bool, tail string) error {
 	var b strings.Builder
 	for i, c := range columns {
+		if c.server && !servers {
+			continue
+		}
 		fmt.Fprintf(&b, "%*s", c.width+1, cells[i])
 	}
-	line := strings.TrimLeft(b.String(), " ")
-	if !s.KeptUp {
-		line += "  ← " + s.Verdict
-	}
-	_, err := fmt.Fprintln(w, line)
+	_, err := fmt.Fprintln(w, strings.TrimLeft(b.String(), " ")+tail)
 	return err
 }
 
 // WriteTable writes the whole report as a table, with what the columns
 // mean and where the hub saturated.
 func (r Report) WriteTable(w io.Writer) error {
-	if err := WriteHeader(w); err != nil {
+	servers := slices.ContainsFunc(r.Steps, func(s Step) bool { return s.ServerCores != nil })
+	if err := WriteHeader(w, servers); err != nil {
 		return err
 	}
 	for _, s := range r.Steps {
-		if err := s.WriteRow(w); err != nil {
+		if err := s.WriteRow(w, servers); err != nil {
 			return err
 		}
 	}
@@ -169,6 +182,9 @@ func (r Report) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(&b, "mix %s, %gs steps, %d connections, batches of up to %d, %g markers/s\n", r.Mix, r.StepSeconds, r.Conns, r.BatchSize, r.MarkerRate)
 	b.WriteString("lag: " + r.LagSource + "\n")
 	b.WriteString("hub cores, CPU s/1k: the hub's process_cpu_seconds_total per second and per 1,000 accepted events; driver: this process's cores\n")
+	if slices.ContainsFunc(r.Steps, func(s Step) bool { return s.ServerCores != nil }) {
+		b.WriteString("server cores, server s/1k: the same for the processes of --server-pid together\n")
+	}
 	b.WriteString("markers a/c: markers seen as alerts / as cases; latencies from the POST's send to the delta on the websocket; - : not seen in time\n")
 	_, err := io.WriteString(w, b.String())
 	return err

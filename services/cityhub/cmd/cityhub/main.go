@@ -302,10 +302,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if o.Logger, err = logging.New(stderr, "warn", "text"); err != nil {
 		return err
 	}
-	if err := load.WriteHeader(table); err != nil {
+	servers := len(o.ServerPIDs) > 0
+	if err := load.WriteHeader(table, servers); err != nil {
 		return err
 	}
-	o.OnStep = func(s load.Step) { s.WriteRow(table) }
+	o.OnStep = func(s load.Step) { s.WriteRow(table, servers) }
 	rep, err := load.Run(ctx, o)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil // interrupted: what was measured so far is the report
