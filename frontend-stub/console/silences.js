@@ -70,6 +70,15 @@ export function refusal(err, key) {
   return t(key, { status: err.status, msg: err.message });
 }
 
+/** problemText says one problem of a refusal's details in the reader's
+ * language, by its reason; a reason this page does not know is said in
+ * the hub's own words. */
+export function problemText(d) {
+  const key = `silences.problem.${d.reason}`;
+  if (typeof d.reason !== 'string' || !i18n.has(key)) return d.message;
+  return t(key, { value: d.value ?? '', limit: d.limit ?? '' });
+}
+
 /** formProblems sorts the refusal err of POST /v1/silences onto the form:
  * {fields: {name: text}, general: text}. A 400 lists each problem by
  * field; those the form has no field for, and every other refusal (403,
@@ -81,8 +90,9 @@ export function formProblems(err) {
   if (err.status === 400 && details.length) {
     for (const d of details) {
       const f = problemField(d.field);
-      if (f) fields[f] = fields[f] ? `${fields[f]}; ${d.message}` : d.message;
-      else general.push(d.field ? `${d.field}: ${d.message}` : d.message);
+      const text = problemText(d);
+      if (f) fields[f] = fields[f] ? `${fields[f]}${t('silences.problem.sep')}${text}` : text;
+      else general.push(d.field ? `${d.field}: ${text}` : text);
     }
     if (general.length) general.unshift(t('silences.refused.some'));
   } else {

@@ -66,9 +66,36 @@ test('each problem the hub names goes to its field', () => {
   assert.deepEqual(p.fields, {
     comment: 'required: say why',
     duration: '2025-07-01T07:00:00Z has passed',
-    rule: 'no rule "x/y" runs; empty value',
+    rule: 'no rule "x/y" runs；empty value',
   });
   assert.match(p.general, /matchers: a silence without matchers mutes every alert/);
+});
+
+test('a problem with a reason is said in the reader\'s language; an unknown reason in the hub\'s words', () => {
+  const err = new ApiError(400, 'invalid_silence', 'the silence was refused: …', [
+    { field: 'comment', reason: 'required', message: 'required: say why' },
+    { field: 'ends_at', reason: 'passed', value: '2025-07-01T07:00:00Z', message: '2025-07-01T07:00:00Z has passed' },
+    { field: 'matchers.rule', reason: 'unknown_rule', value: 'x/y', message: 'no rule "x/y" runs' },
+    { field: 'matchers.rule', reason: 'too_many', limit: 16, message: 'more than 16 values' },
+    { field: 'matchers.street', reason: 'something_new', message: 'a problem this page does not know' },
+    { field: 'matchers', reason: 'no_matchers', message: 'a silence without matchers mutes every alert' },
+  ]);
+  const zh = formProblems(err);
+  assert.deepEqual(zh.fields, {
+    comment: '必填',
+    duration: '结束时间 2025-07-01T07:00:00Z 已过',
+    rule: '没有运行中的规则“x/y”，静默将不匹配任何告警；超过 16 个',
+    street: 'a problem this page does not know',
+  });
+  assert.equal(zh.general, '未能设置： matchers: 没有匹配条件的静默会屏蔽全部告警：请填写条件');
+  setLanguage('en');
+  try {
+    const en = formProblems(err);
+    assert.equal(en.fields.rule, 'no rule "x/y" runs: the silence would match nothing; more than 16');
+    assert.equal(en.fields.comment, 'required');
+  } finally {
+    setLanguage('zh');
+  }
 });
 
 test('a refusal without details is said whole, with the hub\'s message', () => {

@@ -84,8 +84,8 @@ func TestSilenceFromTheConsole(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#sil-submit`)),
 	)
 	waitFor(t, console, "the hub's reason beside the comment", `!document.querySelector('[data-error-for="comment"]').hidden`)
-	if msg := eval[string](t, console, `document.querySelector('[data-error-for="comment"]').textContent`); !strings.Contains(msg, "required") {
-		t.Errorf("the comment's error reads %q, want the hub's reason", msg)
+	if msg := eval[string](t, console, `document.querySelector('[data-error-for="comment"]').textContent`); msg != "必填" {
+		t.Errorf("the comment's error reads %q, want the hub's reason in Chinese (必填)", msg)
 	}
 	if ok := eval[bool](t, console, `document.querySelector('[data-field="comment"]').classList.contains('invalid') && document.querySelector('#sil-error').hidden && document.querySelector('[data-error-for="rule"]').hidden`); !ok {
 		t.Error("the refusal is not shown on the comment alone")

@@ -214,6 +214,12 @@ func listed(list map[string]any, id string) bool {
 // that names the field, and the caller outside its scope with 403.
 func TestRefusals(t *testing.T) {
 	h := newHarness(t)
+	reasons := map[string]string{
+		"no end": "required", "an end in the past": "passed", "an end before the start": "not_after_start",
+		"longer than a year": "span_too_long", "no comment": "required", "an unknown rule": "unknown_rule",
+		"an unknown district": "unknown_district", "an unknown name": "unknown_matcher", "a bad severity": "bad_severity",
+		"no matchers": "no_matchers", "force with matchers": "force_with_matchers",
+	}
 	end := h.now.Add(time.Hour).Format(time.RFC3339)
 	past := h.now.Add(-time.Minute).Format(time.RFC3339)
 	for _, tc := range []struct {
@@ -249,6 +255,11 @@ func TestRefusals(t *testing.T) {
 			code, got := h.do(tc.p, "POST", "/v1/silences", tc.body)
 			if text := fmt.Sprint(got); code != tc.code || !strings.Contains(text, tc.want) {
 				t.Errorf("%d %s, want %d with %q", code, text, tc.code, tc.want)
+			}
+			// A problem of the request also says what it is in a word, for
+			// clients that say it in their own language.
+			if r, ok := reasons[tc.name]; ok && !strings.Contains(fmt.Sprint(got), "reason:"+r) {
+				t.Errorf("%v: no problem with reason %q", got, r)
 			}
 		})
 	}

@@ -83,8 +83,14 @@ type Request struct {
 
 // Problem is one thing wrong with a request, naming the field.
 type Problem struct {
-	Field   string `json:"field"`
+	Field string `json:"field"`
+	// Reason names the problem for clients that say it in their own words
+	// (the console says it in Chinese); Value and Limit are what it is
+	// about, when it is about a value or a bound.
+	Reason  string `json:"reason"`
 	Message string `json:"message"`
+	Value   string `json:"value,omitempty"`
+	Limit   int    `json:"limit,omitempty"`
 }
 
 // Problems is every problem of a request.
@@ -129,53 +135,54 @@ func KnownOf(packs []*rulepack.Pack, cat *catalog.Catalog) Known {
 // form a silence keeps them.
 func (req *Request) check(k Known, now time.Time) (rulepack.Matchers, Problems) {
 	var ps Problems
-	add := func(field, format string, args ...any) {
-		ps = append(ps, Problem{field, fmt.Sprintf(format, args...)})
+	add := func(p Problem, format string, args ...any) {
+		p.Message = fmt.Sprintf(format, args...)
+		ps = append(ps, p)
 	}
 	m := rulepack.Matchers{}
 	if len(req.Matchers) > rulepack.MaxMatchers {
-		add("matchers", "more than %d matchers", rulepack.MaxMatchers)
+		add(Problem{Field: "matchers", Reason: "too_many", Limit: rulepack.MaxMatchers}, "more than %d matchers", rulepack.MaxMatchers)
 	}
 	for _, name := range slices.Sorted(maps.Keys(req.Matchers)) {
 		field := "matchers." + name
 		values := req.Matchers[name]
 		if name != "rule" && name != "pack" && name != "severity" && !rulepack.ValidLabel(name) {
-			add(field, "%q cannot be matched: want rule, pack, severity, a label (district, street, grid, type, source) or attrs.NAME", clip(name))
+			add(Problem{Field: field, Reason: "unknown_matcher", Value: clip(name)}, "%q cannot be matched: want rule, pack, severity, a label (district, street, grid, type, source) or attrs.NAME", clip(name))
 			continue
 		}
 		switch {
 		case len(values) == 0:
-			add(field, "no values")
+			add(Problem{Field: field, Reason: "no_values"}, "no values")
 			continue
 		case len(values) > rulepack.MaxMatchValues:
-			add(field, "more than %d values", rulepack.MaxMatchValues)
+			add(Problem{Field: field, Reason: "too_many", Limit: rulepack.MaxMatchValues}, "more than %d values", rulepack.MaxMatchValues)
 			continue
 		}
 		for _, v := range values {
 			switch {
 			case v == "":
-				add(field, "empty value")
+				add(Problem{Field: field, Reason: "empty_value"}, "empty value")
 			case len(v) > maxValueBytes:
-				add(field, "a value longer than %d bytes", maxValueBytes)
+				add(Problem{Field: field, Reason: "too_long", Limit: maxValueBytes}, "a value longer than %d bytes", maxValueBytes)
 			case name == "rule" && k.Rules[v] == "":
-				add(field, "no rule %q runs: it would match nothing", clip(v))
+				add(Problem{Field: field, Reason: "unknown_rule", Value: clip(v)}, "no rule %q runs: it would match nothing", clip(v))
 			case name == "pack" && k.Packs[v] == "":
-				add(field, "no pack %q runs: it would match nothing", clip(v))
+				add(Problem{Field: field, Reason: "unknown_pack", Value: clip(v)}, "no pack %q runs: it would match nothing", clip(v))
 			case name == "district" && !k.Districts[v]:
-				add(field, "%q is not a district of the catalog: it would match nothing", clip(v))
+				add(Problem{Field: field, Reason: "unknown_district", Value: clip(v)}, "%q is not a district of the catalog: it would match nothing", clip(v))
 			case name == "severity":
 				if _, err := cityhubv1.ParseSeverity(v); err != nil {
-					add(field, "%v", err)
+					add(Problem{Field: field, Reason: "bad_severity", Value: clip(v)}, "%v", err)
 				}
 			}
 		}
 		m[name] = slices.Compact(slices.Sorted(slices.Values(values)))
 	}
 	if len(req.Matchers) == 0 && !req.Force {
-		add("matchers", "a silence without matchers mutes every alert: give matchers, or force: true to mean it")
+		add(Problem{Field: "matchers", Reason: "no_matchers"}, "a silence without matchers mutes every alert: give matchers, or force: true to mean it")
 	}
 	if len(req.Matchers) > 0 && req.Force {
-		add("force", "force is only for a silence without matchers")
+		add(Problem{Field: "force", Reason: "force_with_matchers"}, "force is only for a silence without matchers")
 	}
 	starts := now
 	if req.StartsAt != nil && req.StartsAt.After(now) {
@@ -183,19 +190,19 @@ func (req *Request) check(k Known, now time.Time) (rulepack.Matchers, Problems) 
 	}
 	switch {
 	case req.EndsAt == nil:
-		add("ends_at", "required: a silence that never ends is forgotten, not meant")
+		add(Problem{Field: "ends_at", Reason: "required"}, "required: a silence that never ends is forgotten, not meant")
 	case !req.EndsAt.After(now):
-		add("ends_at", "%s has passed", req.EndsAt.Format(time.RFC3339))
+		add(Problem{Field: "ends_at", Reason: "passed", Value: req.EndsAt.Format(time.RFC3339)}, "%s has passed", req.EndsAt.Format(time.RFC3339))
 	case !req.EndsAt.After(starts):
-		add("ends_at", "%s is not after starts_at", req.EndsAt.Format(time.RFC3339))
+		add(Problem{Field: "ends_at", Reason: "not_after_start", Value: req.EndsAt.Format(time.RFC3339)}, "%s is not after starts_at", req.EndsAt.Format(time.RFC3339))
 	case req.EndsAt.Sub(starts) > rulepack.MaxSilenceSpan:
-		add("ends_at", "longer than %d days", int(rulepack.MaxSilenceSpan.Hours()/24))
+		add(Problem{Field: "ends_at", Reason: "span_too_long", Limit: int(rulepack.MaxSilenceSpan.Hours() / 24)}, "longer than %d days", int(rulepack.MaxSilenceSpan.Hours()/24))
 	}
 	switch c := strings.TrimSpace(req.Comment); {
 	case c == "":
-		add("comment", "required: say why, for whoever finds the alerts muted")
+		add(Problem{Field: "comment", Reason: "required"}, "required: say why, for whoever finds the alerts muted")
 	case len(c) > MaxCommentBytes:
-		add("comment", "longer than %d bytes", MaxCommentBytes)
+		add(Problem{Field: "comment", Reason: "too_long", Limit: MaxCommentBytes}, "longer than %d bytes", MaxCommentBytes)
 	}
 	return m, ps
 }
