@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -72,7 +73,27 @@ type EventType struct {
 	// Report, when set, lets citizens report events of this type through
 	// Open311, and says how they are asked.
 	Report *Report `yaml:"report" json:"report,omitempty"`
+	// ReportsEvery, for a type that sources send on a schedule, is how
+	// often each of them reports when all is well (a rain gauge: "10m"):
+	// an absent rule on the type waits AbsentReports of them by default.
+	ReportsEvery string `yaml:"reports_every" json:"reports_every,omitempty"`
+
+	reportsEvery time.Duration
 }
+
+// AbsentReports is how many of its scheduled reports a source may miss
+// before an absent rule without its own wait counts it as silent.
+const AbsentReports = 3
+
+// Bounds of an event type's reports_every.
+const (
+	MinReportsEvery = 10 * time.Second
+	MaxReportsEvery = 24 * time.Hour
+)
+
+// ReportInterval returns how often a source of t reports when all is
+// well, or zero when t names no schedule.
+func (t *EventType) ReportInterval() time.Duration { return t.reportsEvery }
 
 var codeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
@@ -154,6 +175,13 @@ func (c *Catalog) index() error {
 		}
 		if _, ok := c.departments[t.Owner]; !ok {
 			errs = append(errs, fmt.Errorf("event type %q: owner %q is not a department of the catalog", t.Code, t.Owner))
+		}
+		if t.ReportsEvery != "" {
+			d, err := time.ParseDuration(t.ReportsEvery)
+			if err != nil || d < MinReportsEvery || d > MaxReportsEvery {
+				errs = append(errs, fmt.Errorf("event type %q: reports_every %q: want a duration from %v to %v, such as 10m", t.Code, t.ReportsEvery, MinReportsEvery, MaxReportsEvery))
+			}
+			t.reportsEvery = d
 		}
 		for name, typ := range t.Attrs {
 			if !codeRE.MatchString(name) {

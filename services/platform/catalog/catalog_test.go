@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 const good = `
@@ -32,6 +33,16 @@ func TestParseGood(t *testing.T) {
 	if _, ok := c.District("xuhui"); !ok {
 		t.Error("xuhui missing")
 	}
+	if et.ReportInterval() != 0 {
+		t.Errorf("waterlogging reports every %v, and says nothing of it", et.ReportInterval())
+	}
+	c, err = Parse([]byte(strings.Replace(good, "attrs: {water_depth_cm", "reports_every: 10m\n    attrs: {water_depth_cm", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if et, _ := c.EventType("waterlogging"); et.ReportInterval() != 10*time.Minute {
+		t.Errorf("reports_every 10m read as %v", et.ReportInterval())
+	}
 }
 
 func TestParseBad(t *testing.T) {
@@ -41,6 +52,9 @@ func TestParseBad(t *testing.T) {
 		{"bad attr type", strings.Replace(good, "water_depth_cm: number", "water_depth_cm: float", 1), `type "float"`},
 		{"bad code", strings.Replace(good, "code: xuhui", "code: Xu Hui", 1), `code "Xu Hui"`},
 		{"empty", "{}", "no districts"},
+		{"reports_every not a duration", strings.Replace(good, "attrs: {water_depth_cm", "reports_every: often\n    attrs: {water_depth_cm", 1), `reports_every "often"`},
+		{"reports_every too short", strings.Replace(good, "attrs: {water_depth_cm", "reports_every: 1s\n    attrs: {water_depth_cm", 1), "from 10s to 24h0m0s"},
+		{"reports_every too long", strings.Replace(good, "attrs: {water_depth_cm", "reports_every: 48h\n    attrs: {water_depth_cm", 1), "from 10s to 24h0m0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.doc))

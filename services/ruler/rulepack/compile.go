@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -251,6 +252,9 @@ func (c *compiler) rule(r *Rule) {
 	if r.Dispatch != nil {
 		c.dispatch(r)
 	}
+	if r.Absent != nil && r.Absent.For == 0 {
+		c.absentWait(r)
+	}
 	if c.cat != nil {
 		for _, l := range r.GroupBy {
 			if attr, ok := trimAttr(l); ok && !c.attrDeclared(attr, r.Types) {
@@ -315,6 +319,36 @@ func (c *compiler) dispatch(r *Rule) {
 			c.errorf(at, r.ID, "dispatch: case class %q is not in the catalog's case_classes", d.CaseClass)
 		}
 	}
+}
+
+// absentWait gives an absent rule without for its wait from the catalog:
+// catalog.AbsentReports of its event types' reports_every (the longest,
+// when when names several), and MinAbsentFor at the least.
+func (c *compiler) absentWait(r *Rule) {
+	at := r.Fields["absent"]
+	switch {
+	case c.cat == nil:
+		c.errorf(at, r.ID, "absent: no for, and no catalog to take the event type's reports_every from")
+		return
+	case len(r.Types) == 0:
+		c.errorf(at, r.ID, "absent: no for, and when does not name its event type (event.type == \"...\"), whose reports_every would set it")
+		return
+	}
+	var every time.Duration
+	var unscheduled []string
+	for _, name := range r.Types {
+		t, ok := c.cat.EventType(name)
+		if !ok || t.ReportInterval() == 0 {
+			unscheduled = append(unscheduled, name)
+			continue
+		}
+		every = max(every, t.ReportInterval())
+	}
+	if len(unscheduled) > 0 {
+		c.errorf(at, r.ID, "absent: no for, and the catalog gives %s no reports_every: say how long a group may stay silent", strings.Join(unscheduled, ", "))
+		return
+	}
+	r.Absent.For = max(catalog.AbsentReports*every, MinAbsentFor)
 }
 
 // condition checks, analyses and compiles one condition. types, when not

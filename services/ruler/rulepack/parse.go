@@ -393,12 +393,11 @@ func (p *yamlParser) ruleNode(n *yaml.Node, pack string) *Rule {
 		"active":        func(v *yaml.Node) { r.Active = p.active(v) },
 		"absent": func(v *yaml.Node) {
 			a := &Absent{}
-			got := p.fields(v, "absent", map[string]func(*yaml.Node){
+			// Without for, the compiler takes the wait from the catalog's
+			// reports_every of the rule's event types.
+			p.fields(v, "absent", map[string]func(*yaml.Node){
 				"for": func(v *yaml.Node) { a.For = p.duration(v, "absent.for", MinAbsentFor, MaxWindow) },
 			})
-			if v.Kind == yaml.MappingNode && got["for"] == nil {
-				p.errorf(v, "absent: missing field \"for\": how long a group may stay silent")
-			}
 			r.Absent = a
 		},
 	})

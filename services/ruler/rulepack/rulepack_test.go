@@ -384,3 +384,28 @@ rules:
 		t.Errorf("Compile without catalog = %v", err)
 	}
 }
+
+// TestAbsentWaitFromCatalog: an absent rule without for waits
+// catalog.AbsentReports of its event type's reports_every; one with for
+// keeps its own.
+func TestAbsentWaitFromCatalog(t *testing.T) {
+	dir := t.TempDir()
+	pack := `pack: gauges
+owner: water-affairs
+rules:
+  - {id: silent, when: 'event.type == "river_level"', severity: moderate, group_by: [attrs.gauge_id], absent: {}}
+  - {id: silent-2h, when: 'event.type == "river_level"', severity: moderate, group_by: [attrs.gauge_id], absent: {for: 2h}}
+`
+	if err := os.WriteFile(filepath.Join(dir, "gauges.yaml"), []byte(pack), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	packs, err := LoadFiles(testCatalog(t), filepath.Join(dir, "gauges.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []time.Duration{catalog.AbsentReports * 5 * time.Minute, 2 * time.Hour} {
+		if r := packs[0].Rules[i]; r.Absent == nil || r.Absent.For != want {
+			t.Errorf("%s waits %+v, want %v", r.Name(), r.Absent, want)
+		}
+	}
+}
