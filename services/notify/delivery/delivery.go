@@ -313,40 +313,45 @@ func (e *Engine) Step(ctx context.Context, name string) (time.Duration, error) {
 	if err != nil {
 		return e.opts.Poll, err
 	}
-	// Settling runs even when ctx has ended: what was sent must not be
-	// sent again.
-	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
 	var flushing chan error // the claim before's settling, written in order
-	wait := e.opts.Poll
 	for {
 		full := len(claimed) == batch && batch > 1
 		var next chan claim
 		if full {
-			// Claimed whatever happens to ctx, so that it can be released.
 			next = make(chan claim, 1)
 			go func() {
-				c, err := e.opts.Queue.Claim(flushCtx, name, e.opts.Now(), e.opts.Lease, batch)
-				next <- claim{c, err}
+				// Claimed whatever happens to ctx, so that it can be released.
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
+				defer cancel()
+				at := e.opts.Now()
+				c, err := e.opts.Queue.Claim(ctx, name, at, e.opts.Lease, batch)
+				next <- claim{c, at, err}
 			}()
 		}
 		st := &step{e: e, r: r, br: br, ctx: ctx}
 		st.run(lanes(groups(st.readable(claimed))), max(1, r.Config.Parallel))
-		stopped := st.stopped.Load() || ctx.Err() != nil
+		stopped := st.stopped.Load() || st.halted.Load() || ctx.Err() != nil
 		var ahead claim
 		if next != nil {
 			ahead = <-next
-			if ahead.err == nil && stopped {
+			// A claim ahead waits for its turn under a lease that runs
+			// from the claim: one that waited half of it goes back
+			// untried, before the lease could run out under its send.
+			if ahead.err == nil && (stopped || e.opts.Now().Sub(ahead.at) > e.opts.Lease/2) {
 				st.releaseClaimed(ahead.claimed)
+				ahead.claimed, stopped = nil, true
 			}
 		}
 		if flushing != nil {
 			if err := <-flushing; err != nil {
-				<-st.flushing(flushCtx) // what this claim settled must not wait for a lease
+				// What this claim settled, and what was claimed behind it,
+				// must not wait for their leases.
+				st.releaseClaimed(ahead.claimed)
+				<-st.flushing(ctx)
 				return e.opts.Poll, err
 			}
 		}
-		flushing = st.flushing(flushCtx)
+		flushing = st.flushing(ctx)
 		if next == nil || stopped {
 			break
 		}
@@ -365,15 +370,20 @@ func (e *Engine) Step(ctx context.Context, name string) (time.Duration, error) {
 	if err != nil {
 		return e.opts.Poll, err
 	}
-	if len(claimed) == batch && batch > 1 && ctx.Err() == nil && !e.opts.Now().Before(e.pausedUntil(name)) {
+	if len(claimed) == batch && batch > 1 && ctx.Err() == nil && !e.opts.Now().Before(e.pausedUntil(name)) && br.State(e.opts.Now()) != Open {
 		return 0, nil // more may be due
 	}
-	return wait, nil
+	return e.opts.Poll, nil
 }
 
-// claim is what one claim brought.
+// redisTimeout bounds one claim, and one claim's settling, which go on
+// after the step's context has ended.
+const redisTimeout = 10 * time.Second
+
+// claim is what one claim brought, and when it was made.
 type claim struct {
 	claimed []queue.Claimed
+	at      time.Time
 	err     error
 }
 
@@ -385,6 +395,10 @@ func (st *step) flushing(ctx context.Context) chan error {
 	done := make(chan error, 1)
 	name := st.r.Config.Name
 	go func() {
+		// Settled even when ctx has ended: what was sent must not be sent
+		// again.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
+		defer cancel()
 		if err := st.e.opts.Log.RecordAll(ctx, st.attempts); err != nil {
 			st.e.log.Warn("recording attempts failed", "receiver", name, "err", err)
 		}
@@ -481,7 +495,10 @@ type step struct {
 	// stopped is set when a failure that may pass paused the receiver, or
 	// ctx ended: lanes stop and release what they have not tried.
 	stopped atomic.Bool
-	wait    time.Duration // the pause, once set
+	// halted is set when the breaker opened with no fallback: lanes
+	// release what they hold, and no more is claimed.
+	halted atomic.Bool
+	wait   time.Duration // the pause, once set
 
 	mu       sync.Mutex
 	settled  []queue.Settlement
@@ -524,6 +541,8 @@ func (st *step) lane(l [][]queue.Claimed) {
 		}
 		if st.br.State(st.e.opts.Now()) == Open {
 			if st.r.Config.Fallback == "" {
+				// Nowhere to send them until the cool-down: the step ends.
+				st.halted.Store(true)
 				st.release(l[i:])
 				return
 			}

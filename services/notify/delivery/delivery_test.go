@@ -624,3 +624,79 @@ func TestRepeats(t *testing.T) {
 		t.Errorf("attempts sent: %v", sent)
 	}
 }
+
+// TestOpenBreakerEndsTheStep: refusals that open the breaker of a
+// receiver without a fallback end the step; what is left waits for the
+// cool-down instead of being claimed and put back over and over.
+func TestOpenBreakerEndsTheStep(t *testing.T) {
+	ep := &endpoint{down: true, status: http.StatusBadRequest}
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	h := newHarness(t, map[string]string{"hook": srv.URL}, nil)
+	h.e.opts.Batch = 8
+	for i := range 40 {
+		id := fmt.Sprintf("c%02d-0", i)
+		h.enqueue("hook", id, fmt.Sprintf("xuhui-%d", i), id, 0)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.e.Step(context.Background(), "hook")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the step goes on with the breaker open")
+	}
+	if dead := testutil.ToFloat64(h.e.metrics.deliveries.WithLabelValues("hook", Dead)); ep.tries > 8 || dead != float64(ep.tries) {
+		t.Errorf("%d tries, %v given up, with the breaker opening after 4", ep.tries, dead)
+	}
+	if left, _ := h.q.Claim(context.Background(), "hook", h.clock.Now(), time.Minute, 100); len(left)+ep.tries != 40 {
+		t.Errorf("%d left queued and %d tried, of 40", len(left), ep.tries)
+	}
+}
+
+// TestClaimAheadThatWaitedGoesBack: a receiver so slow that the claim
+// ahead waits half its lease for its turn: it goes back untried and the
+// next step claims it under a new lease, so that it is never sent while
+// its lease has run out. Everything arrives once, in order.
+func TestClaimAheadThatWaitedGoesBack(t *testing.T) {
+	var h *harness
+	ep := &endpoint{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.clock.Add(20 * time.Second) // each message takes 20 s
+		ep.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	h = newHarness(t, map[string]string{"hook": srv.URL}, nil)
+	h.e.opts.Batch = 3
+	var want []string
+	for i := range 9 {
+		id := fmt.Sprintf("c0-%d", i)
+		h.enqueue("hook", id, "xuhui-0", id, time.Duration(i)*time.Millisecond)
+		want = append(want, id)
+	}
+	h.clock.Add(time.Second)
+	steps := 0
+	for len(ep.taken()) < len(want) && steps < 20 {
+		if _, err := h.e.Step(context.Background(), "hook"); err != nil {
+			t.Fatal(err)
+		}
+		steps++
+	}
+	got := ep.taken()
+	if !slices.Equal(got, want) {
+		t.Errorf("taken %v, want %v once each in order", got, want)
+	}
+	if steps < 3 {
+		t.Errorf("%d steps: a claim that waited 60 s for its turn was sent", steps)
+	}
+	for _, a := range h.attempts(t, "xuhui-0") {
+		if a.Attempt != 1 {
+			t.Errorf("%s sent as attempt %d: a claim put back untried counts none", a.DeliveryID, a.Attempt)
+		}
+	}
+}
