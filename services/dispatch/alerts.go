@@ -44,9 +44,9 @@ func wantsCase(a *cityhubv1.Alert) bool {
 // Each alert waits on Redis round trips, so the alerts of a batch are
 // applied side by side, up to alertWorkers at once: the versions of one
 // alert in order, by one worker. Alerts that link their case into another
-// alert's go after every other alert of the batch, which may be the one
-// that opens the case they link into. The changes are published in the
-// batch's order, whatever order they were made in.
+// alert's go after every other alert of the batch has been applied and its
+// changes published, since one of them may open the case they link into.
+// Each phase publishes its changes in the batch's order.
 func (s *Service) applyAlerts(ctx context.Context, batch []stream.Record[*cityhubv1.Alert]) error {
 	results := make([]alertResult, len(batch))
 	var opening, linking [][]int // indexes of the batch, by alert, in order
@@ -69,35 +69,34 @@ func (s *Service) applyAlerts(ctx context.Context, batch []stream.Record[*cityhu
 		opening = slices.Delete(opening, g, g+1)
 		g--
 	}
-	for _, phase := range [][][]int{opening, linking} {
-		if err := s.eachAlert(ctx, phase, func(ctx context.Context, i int) error {
+	// The opening phase's changes are published before any link: a link
+	// publishes the change it makes to its target, which must come after
+	// the target's creation on the target's partition. Links go one at a
+	// time: they often share a target, whose every change they retry on.
+	for _, phase := range []struct {
+		groups  [][]int
+		workers int
+	}{{opening, alertWorkers}, {linking, 1}} {
+		if err := s.eachAlert(ctx, phase.groups, phase.workers, func(ctx context.Context, i int) error {
 			var err error
 			results[i], err = s.applyAlert(ctx, batch[i].Value)
 			return err
 		}); err != nil {
 			return err
 		}
-	}
-	var (
-		out      []kafka.Message
-		rejected = stream.Rejected{}
-		counts   = map[string]int{}
-	)
-	for i, r := range results {
-		switch {
-		case r.rejected != nil:
-			rejected[i] = r.rejected
-		case r.message != nil:
-			out = append(out, *r.message)
-			fallthrough
-		default:
-			counts[r.outcome]++
+		if err := s.publish(ctx, results, slices.Concat(phase.groups...)); err != nil {
+			return err
 		}
 	}
-	if err := s.opts.Writer.Write(ctx, out...); err != nil {
-		return fmt.Errorf("publish %d case changes: %w", len(out), err)
+	rejected := stream.Rejected{}
+	counts := map[string]int{}
+	for i, r := range results {
+		if r.rejected != nil {
+			rejected[i] = r.rejected
+			continue
+		}
+		counts[r.outcome]++
 	}
-	s.metrics.changes.WithLabelValues(string(lifecycle.Create)).Add(float64(len(out)))
 	counts["rejected"] = len(rejected)
 	for outcome, n := range counts {
 		s.metrics.alerts.WithLabelValues(outcome).Add(float64(n))
@@ -108,18 +107,35 @@ func (s *Service) applyAlerts(ctx context.Context, batch []stream.Record[*cityhu
 	return nil
 }
 
+// publish writes the case changes of the results at indexes, in the
+// batch's order.
+func (s *Service) publish(ctx context.Context, results []alertResult, indexes []int) error {
+	slices.Sort(indexes)
+	var out []kafka.Message
+	for _, i := range indexes {
+		if m := results[i].message; m != nil && results[i].rejected == nil {
+			out = append(out, *m)
+		}
+	}
+	if err := s.opts.Writer.Write(ctx, out...); err != nil {
+		return fmt.Errorf("publish %d case changes: %w", len(out), err)
+	}
+	s.metrics.changes.WithLabelValues(string(lifecycle.Create)).Add(float64(len(out)))
+	return nil
+}
+
 // alertWorkers bounds the alerts of a batch applied at once.
 const alertWorkers = 16
 
 // eachAlert calls apply for every index of groups, the indexes of a group
-// in order, up to alertWorkers groups at once. The first error stops the
-// rest and is returned.
-func (s *Service) eachAlert(ctx context.Context, groups [][]int, apply func(context.Context, int) error) error {
+// in order, up to workers groups at once. The first error stops the rest
+// and is returned.
+func (s *Service) eachAlert(ctx context.Context, groups [][]int, workers int, apply func(context.Context, int) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	work := make(chan []int)
 	var wg sync.WaitGroup
-	for range min(alertWorkers, len(groups)) {
+	for range min(workers, len(groups)) {
 		wg.Go(func() {
 			for g := range work {
 				for _, i := range g {

@@ -806,4 +806,15 @@ func TestOneBatchOfManyAlerts(t *testing.T) {
 			t.Errorf("%s: creations published in the order\n%v\nwant\n%v", d, order[d], want[d])
 		}
 	}
+	// On the district's partition the district case's creation comes
+	// before the link recorded on it.
+	var districtChanges []string
+	for _, ch := range h.changes() {
+		if ch.GetCase().GetId() == byAlert["district"].GetId() {
+			districtChanges = append(districtChanges, ch.GetChange().GetAction())
+		}
+	}
+	if !slices.Equal(districtChanges, []string{"create", "attach"}) {
+		t.Errorf("the district case's changes came in the order %v, want create, attach", districtChanges)
+	}
 }
