@@ -218,6 +218,7 @@ func caseWorkload(b *testing.B, cat *catalog.Catalog, n int) []*cityhubv1.CaseCh
 			if err != nil {
 				b.Fatal(err)
 			}
+			c.Version++ // as the case store numbers a change
 			e.Version = c.GetVersion()
 			out = append(out, &cityhubv1.CaseChange{Case: proto.Clone(c).(*cityhubv1.Case), Change: e})
 		}

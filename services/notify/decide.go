@@ -57,9 +57,10 @@ func NewDecider(cfg *config.Config, cat *catalog.Catalog, cal route.Calendar, lo
 }
 
 // Cancel drops what still chases the part of Department in CaseID: paging
-// steps and repeats.
+// steps and repeats that changes before Version decided.
 type Cancel struct {
 	CaseID, Department string
+	Version            int64
 }
 
 // Decision is what one change means for notify.
@@ -79,10 +80,10 @@ func (d *Decider) Case(cc *cityhubv1.CaseChange) Decision {
 		// handed back, and what chases any part once the case is over.
 		switch h.GetKind() {
 		case lifecycle.HappenedAccepted, lifecycle.HappenedReturned, lifecycle.HappenedHandled:
-			out.Cancels = append(out.Cancels, Cancel{CaseID: c.GetId(), Department: h.GetDepartment()})
+			out.Cancels = append(out.Cancels, Cancel{CaseID: c.GetId(), Department: h.GetDepartment(), Version: entry.GetVersion()})
 		case lifecycle.HappenedClosed, lifecycle.HappenedCancelled, lifecycle.HappenedMerged:
 			for _, dept := range scope.Departments(c) {
-				out.Cancels = append(out.Cancels, Cancel{CaseID: c.GetId(), Department: dept})
+				out.Cancels = append(out.Cancels, Cancel{CaseID: c.GetId(), Department: dept, Version: entry.GetVersion()})
 			}
 		}
 		ch := route.Change{
@@ -95,6 +96,9 @@ func (d *Decider) Case(cc *cityhubv1.CaseChange) Decision {
 			out.Notifications = append(out.Notifications, d.toReceivers(t, c, h, msg, at, entry.GetVersion())...)
 			out.Notifications = append(out.Notifications, d.page(t, c, h, msg, at, entry.GetVersion())...)
 		}
+	}
+	for _, n := range out.Notifications {
+		n.Version = entry.GetVersion() // what a later cancel drops, and what it spares
 	}
 	return out
 }

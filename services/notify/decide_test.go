@@ -128,6 +128,9 @@ func TestGasLeakAtThreeOnAHoliday(t *testing.T) {
 	}
 	ids := map[string]bool{}
 	for _, n := range dec.Notifications {
+		if n.GetVersion() != entry.GetVersion() {
+			t.Errorf("%s carries version %d, not its change's %d", n.GetId(), n.GetVersion(), entry.GetVersion())
+		}
 		if ids[n.GetId()] {
 			t.Errorf("id %s twice", n.GetId())
 		}
@@ -160,16 +163,19 @@ func TestAcceptCancelsAndClosingCancelsEveryPart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.Version = 2
 	dec := d.Case(&cityhubv1.CaseChange{Case: c, Change: e})
-	if !slices.Equal(dec.Cancels, []Cancel{{"xuhui-01k0gas", "gas"}}) {
+	// The accept at version 2 cancels what changes before it decided.
+	if !slices.Equal(dec.Cancels, []Cancel{{"xuhui-01k0gas", "gas", 2}}) {
 		t.Errorf("cancels %v", dec.Cancels)
 	}
 	e, err = lifecycle.Apply(c, lifecycle.Request{Action: lifecycle.Cancel, Note: "false alarm"}, lifecycle.Actor{Subject: "d", Role: auth.RoleCommander}, at.Add(3*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.Version = 3
 	dec = d.Case(&cityhubv1.CaseChange{Case: c, Change: e})
-	if fmt.Sprint(dec.Cancels) != "[{xuhui-01k0gas gas} {xuhui-01k0gas fire}]" {
+	if fmt.Sprint(dec.Cancels) != "[{xuhui-01k0gas gas 3} {xuhui-01k0gas fire 3}]" {
 		t.Errorf("cancels %v", dec.Cancels)
 	}
 }

@@ -427,12 +427,12 @@ func (s *Service) encode(d Decision, cfg *config.Config) (decided, error) {
 		}
 	}
 	for _, c := range d.Cancels {
-		m, err := stream.Marshal(s.opts.Topics.Notifications, c.CaseID, &cityhubv1.Notification{CaseId: c.CaseID, Department: c.Department, Cancel: true})
+		m, err := stream.Marshal(s.opts.Topics.Notifications, c.CaseID, &cityhubv1.Notification{CaseId: c.CaseID, Department: c.Department, Cancel: true, Version: c.Version})
 		if err != nil {
 			return decided{}, err
 		}
 		for i := range cfg.Receivers {
-			if err := out.ops.Cancel(cfg.Receivers[i].Name, c.CaseID, c.Department); err != nil {
+			if err := out.ops.Cancel(cfg.Receivers[i].Name, c.CaseID, c.Department, c.Version); err != nil {
 				return decided{}, fmt.Errorf("cancel for %s: %w", cfg.Receivers[i].Name, err)
 			}
 		}

@@ -105,6 +105,7 @@ func TestChangesBecomeMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.Version++ // as the case store numbers a change
 	e.Version = c.GetVersion()
 	publish(&cityhubv1.CaseChange{Case: c, Change: e})
 	deadline = time.Now().Add(30 * time.Second)

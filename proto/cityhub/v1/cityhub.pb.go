@@ -1888,8 +1888,14 @@ type Notification struct {
 	// each time it was sent, repeats more times at most, until the part it
 	// chases (stop_on_accept) is accepted or left: one notification stands
 	// for a chasing message's repeats.
-	RepeatEvery   *durationpb.Duration `protobuf:"bytes,12,opt,name=repeat_every,json=repeatEvery,proto3" json:"repeat_every,omitempty"`
-	Repeats       int32                `protobuf:"varint,13,opt,name=repeats,proto3" json:"repeats,omitempty"`
+	RepeatEvery *durationpb.Duration `protobuf:"bytes,12,opt,name=repeat_every,json=repeatEvery,proto3" json:"repeat_every,omitempty"`
+	Repeats     int32                `protobuf:"varint,13,opt,name=repeats,proto3" json:"repeats,omitempty"`
+	// version is that of the case change that decided the notification,
+	// or, on a cancel, that cancels: a cancel drops only what changes
+	// before it decided, so that a change decided again after it (a part
+	// dispatched anew) keeps its notifications however often both are
+	// applied. Zero on a cancel means every version.
+	Version       int64 `protobuf:"varint,14,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2011,6 +2017,13 @@ func (x *Notification) GetRepeatEvery() *durationpb.Duration {
 func (x *Notification) GetRepeats() int32 {
 	if x != nil {
 		return x.Repeats
+	}
+	return 0
+}
+
+func (x *Notification) GetVersion() int64 {
+	if x != nil {
+		return x.Version
 	}
 	return 0
 }
@@ -2414,7 +2427,7 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	"\n" +
 	"CaseChange\x12$\n" +
 	"\x04case\x18\x01 \x01(\v2\x10.cityhub.v1.CaseR\x04case\x12.\n" +
-	"\x06change\x18\x02 \x01(\v2\x16.cityhub.v1.AuditEntryR\x06change\"\xa2\x03\n" +
+	"\x06change\x18\x02 \x01(\v2\x16.cityhub.v1.AuditEntryR\x06change\"\xbc\x03\n" +
 	"\fNotification\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\breceiver\x18\x02 \x01(\tR\breceiver\x12\x17\n" +
@@ -2431,7 +2444,8 @@ const file_cityhub_v1_cityhub_proto_rawDesc = "" +
 	" \x01(\bR\x06cancel\x12#\n" +
 	"\rfallback_from\x18\v \x01(\tR\ffallbackFrom\x12<\n" +
 	"\frepeat_every\x18\f \x01(\v2\x19.google.protobuf.DurationR\vrepeatEvery\x12\x18\n" +
-	"\arepeats\x18\r \x01(\x05R\arepeats\"\x8a\x04\n" +
+	"\arepeats\x18\r \x01(\x05R\arepeats\x12\x18\n" +
+	"\aversion\x18\x0e \x01(\x03R\aversion\"\x8a\x04\n" +
 	"\aSilence\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12/\n" +
 	"\bmatchers\x18\x02 \x03(\v2\x13.cityhub.v1.MatcherR\bmatchers\x127\n" +

@@ -11,7 +11,9 @@
 //	cityhub:notify:{R}:d:ID           a delivery: field d (a cityhub.v1.Notification in
 //	                                  protobuf, as the outbox carries it), field a (attempts)
 //	cityhub:notify:{R}:done:ID        a delivery that is done, for DoneTTL
-//	cityhub:notify:{R}:part:CASE:DEPT the deliveries chasing one part of a case
+//	cityhub:notify:{R}:chase:CASE:DEPT the deliveries chasing one part of a case, by
+//	                                  the version of the change that decided them
+//	                                  (part:CASE:DEPT, a set, from earlier versions)
 package queue
 
 import (
@@ -59,6 +61,9 @@ type Delivery struct {
 	// (the part it chases was accepted).
 	RepeatEvery time.Duration `json:"repeat_every,omitempty"`
 	Repeats     int           `json:"repeats,omitempty"`
+	// Version is that of the case change that decided the delivery: a
+	// cancel drops what changes before it decided.
+	Version int64 `json:"version,omitempty"`
 }
 
 // Claimed is a delivery a worker holds.
@@ -95,9 +100,8 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 func prefix(receiver string) string { return "cityhub:notify:{" + receiver + "}:" }
 
-func partKey(receiver, caseID, dept string) string {
-	return prefix(receiver) + "part:" + caseID + ":" + dept
-}
+// partOf names one part of a case in the keys of what chases it.
+func partOf(caseID, dept string) string { return caseID + ":" + dept }
 
 // ErrBadName is returned for a receiver name that cannot be a key.
 var ErrBadName = errors.New("queue: bad receiver name")
@@ -119,7 +123,7 @@ func (q *Queue) Enqueue(ctx context.Context, d *Delivery) (bool, error) {
 // reports (Done and Retry of a cancelled delivery change nothing).
 func (q *Queue) Cancel(ctx context.Context, receiver, caseID, dept string) (int, error) {
 	var b Batch
-	if err := b.Cancel(receiver, caseID, dept); err != nil {
+	if err := b.Cancel(receiver, caseID, dept, 0); err != nil {
 		return 0, err
 	}
 	n, err := q.Apply(ctx, &b)
@@ -138,6 +142,7 @@ type op struct {
 	id       string
 	due      int64  // Unix ms
 	part     string // the case and department chased, "CASE:DEPT"
+	version  int64  // of the change that decided the enqueue or the cancel
 	raw      []byte
 }
 
@@ -170,21 +175,23 @@ func (b *Batch) EnqueueEncoded(n *cityhubv1.Notification, raw []byte) error {
 	if n.GetId() == "" {
 		return errors.New("queue: a notification without an id")
 	}
-	o := op{receiver: n.GetReceiver(), id: n.GetId(), due: n.GetDue().AsTime().UnixMilli(), raw: raw}
+	o := op{receiver: n.GetReceiver(), id: n.GetId(), due: n.GetDue().AsTime().UnixMilli(), version: n.GetVersion(), raw: raw}
 	if n.GetStopOnAccept() && n.GetCaseId() != "" {
-		o.part = n.GetCaseId() + ":" + n.GetDepartment()
+		o.part = partOf(n.GetCaseId(), n.GetDepartment())
 	}
 	b.ops = append(b.ops, o)
 	return nil
 }
 
 // Cancel adds to b the cancel of what receiver has queued to chase the
-// part of dept in caseID.
-func (b *Batch) Cancel(receiver, caseID, dept string) error {
+// part of dept in caseID, decided by changes before version (every
+// version when zero). Applied again, it spares what later changes
+// decided since.
+func (b *Batch) Cancel(receiver, caseID, dept string, version int64) error {
 	if !nameRE.MatchString(receiver) {
 		return ErrBadName
 	}
-	b.ops = append(b.ops, op{receiver: receiver, part: caseID + ":" + dept})
+	b.ops = append(b.ops, op{receiver: receiver, part: partOf(caseID, dept), version: version})
 	return nil
 }
 
@@ -197,7 +204,7 @@ func (d *Delivery) Notification() (*cityhubv1.Notification, error) {
 	return &cityhubv1.Notification{
 		Id: d.ID, Receiver: d.Receiver, CaseId: d.CaseID, Department: d.Department, StopOnAccept: d.StopOnAccept,
 		Group: d.Group, Due: timestamppb.New(d.Due), Route: d.Route, Message: mb, FallbackFrom: d.FallbackFrom,
-		RepeatEvery: repeatEvery(d.RepeatEvery), Repeats: int32(d.Repeats),
+		RepeatEvery: repeatEvery(d.RepeatEvery), Repeats: int32(d.Repeats), Version: d.Version,
 	}, nil
 }
 
@@ -221,7 +228,7 @@ func decode(b []byte, d *Delivery) error {
 	*d = Delivery{
 		ID: n.GetId(), Receiver: n.GetReceiver(), CaseID: n.GetCaseId(), Department: n.GetDepartment(), StopOnAccept: n.GetStopOnAccept(),
 		Group: n.GetGroup(), Due: n.GetDue().AsTime(), Route: n.GetRoute(), FallbackFrom: n.GetFallbackFrom(),
-		RepeatEvery: n.GetRepeatEvery().AsDuration(), Repeats: int(n.GetRepeats()),
+		RepeatEvery: n.GetRepeatEvery().AsDuration(), Repeats: int(n.GetRepeats()), Version: n.GetVersion(),
 	}
 	m := new(message.Message)
 	if err := json.Unmarshal(n.GetMessage(), m); err != nil {
@@ -233,9 +240,11 @@ func decode(b []byte, d *Delivery) error {
 
 // applyScript applies one receiver's share of a batch, in order. KEYS:
 // due, leases; ARGV: key prefix, done TTL seconds, then each operation:
-// an enqueue ('e', id, due ms, part or empty, the delivery) adds a delivery
-// unless it is queued or done; a cancel ('c', part) drops every delivery
-// chasing the part and remembers each as done. It answers how many it
+// an enqueue ('e', id, due ms, part or empty, the delivery, version) adds
+// a delivery unless it is queued or done; a cancel ('c', part, version)
+// drops every delivery chasing the part that a change before version
+// decided (all when version is 0; all of a part kept as a set by an
+// earlier version) and remembers each as done. It answers how many it
 // queued and how many it dropped.
 var applyScript = redis.NewScript(`
 local p, ttl = ARGV[1], ARGV[2]
@@ -249,14 +258,21 @@ while i <= #ARGV do
       redis.call('HSET', d, 'd', ARGV[i+4], 'a', 0)
       redis.call('ZADD', KEYS[1], ARGV[i+2], id)
       if ARGV[i+3] ~= '' then
-        redis.call('SADD', p .. 'part:' .. ARGV[i+3], id)
+        redis.call('ZADD', p .. 'chase:' .. ARGV[i+3], ARGV[i+5], id)
       end
       queued = queued + 1
     end
-    i = i + 5
+    i = i + 6
   elseif ARGV[i] == 'c' then
-    local part = p .. 'part:' .. ARGV[i+1]
-    local ids = redis.call('SMEMBERS', part)
+    local chase, legacy = p .. 'chase:' .. ARGV[i+1], p .. 'part:' .. ARGV[i+1]
+    local before = '(' .. ARGV[i+2]
+    if ARGV[i+2] == '0' then
+      before = '+inf'
+    end
+    local ids = redis.call('ZRANGEBYSCORE', chase, '-inf', before)
+    for _, id in ipairs(redis.call('SMEMBERS', legacy)) do
+      table.insert(ids, id)
+    end
     for _, id in ipairs(ids) do
       redis.call('ZREM', KEYS[1], id)
       redis.call('ZREM', KEYS[2], id)
@@ -264,8 +280,9 @@ while i <= #ARGV do
       redis.call('SET', p .. 'done:' .. id, '1', 'EX', ttl)
     end
     cancelled = cancelled + #ids
-    redis.call('DEL', part)
-    i = i + 2
+    redis.call('ZREMRANGEBYSCORE', chase, '-inf', before)
+    redis.call('DEL', legacy)
+    i = i + 3
   else
     return redis.error_reply('unknown operation ' .. tostring(ARGV[i]))
   end
@@ -313,9 +330,9 @@ func (q *Queue) Apply(ctx context.Context, b *Batch) (Applied, error) {
 		}
 		c.ops++
 		if o.raw != nil {
-			c.args = append(c.args, "e", o.id, o.due, o.part, o.raw)
+			c.args = append(c.args, "e", o.id, o.due, o.part, o.raw, o.version)
 		} else {
-			c.args = append(c.args, "c", o.part)
+			c.args = append(c.args, "c", o.part, o.version)
 		}
 	}
 	run := func(load bool) ([]*redis.Cmd, error) {
@@ -457,8 +474,8 @@ type Settlement struct {
 
 // settleScript settles claimed deliveries of one receiver. KEYS: due,
 // leases; ARGV: key prefix, done TTL seconds, then per delivery: outcome,
-// id, part key ("" for none), due ms. A delivery cancelled meanwhile is
-// not put back.
+// id, the part it chases ("" for none), due ms. A delivery cancelled
+// meanwhile is not put back.
 var settleScript = redis.NewScript(`
 local p, ttl = ARGV[1], ARGV[2]
 for i = 3, #ARGV, 4 do
@@ -470,7 +487,8 @@ for i = 3, #ARGV, 4 do
     redis.call('DEL', d)
     redis.call('SET', p .. 'done:' .. id, '1', 'EX', ttl)
     if part ~= '' then
-      redis.call('SREM', part, id)
+      redis.call('ZREM', p .. 'chase:' .. part, id)
+      redis.call('SREM', p .. 'part:' .. part, id)
     end
   elseif redis.call('EXISTS', d) == 1 then
     if op == '2' then
@@ -504,7 +522,7 @@ func (q *Queue) Settle(ctx context.Context, receiver string, s []Settlement) err
 		}
 		part := ""
 		if x.Outcome == Delivered && d.StopOnAccept && d.CaseID != "" {
-			part = partKey(d.Receiver, d.CaseID, d.Department)
+			part = partOf(d.CaseID, d.Department)
 		}
 		args = append(args, x.Outcome, d.ID, part, x.At.UnixMilli())
 	}

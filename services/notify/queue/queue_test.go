@@ -154,18 +154,22 @@ func TestBatch(t *testing.T) {
 	rdb := redistest.Start(t).Client
 	q := New(rdb)
 	var b Batch
-	for _, d := range []*Delivery{delivery("step-1", 0, true), delivery("info", 0, false), delivery("info", 0, false)} {
+	// Version 1 dispatched the part (step-1 chases it), version 2 took it
+	// back (the cancel), version 3 dispatched it again (step-2).
+	step1, step2 := delivery("step-1", 0, true), delivery("step-2", 0, true)
+	step1.Version, step2.Version = 1, 3
+	for _, d := range []*Delivery{step1, delivery("info", 0, false), delivery("info", 0, false)} {
 		if err := b.Enqueue(d); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := b.Cancel("sms", "xuhui-01", "gas"); err != nil {
+	if err := b.Cancel("sms", "xuhui-01", "gas", 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Enqueue(delivery("step-2", 0, true)); err != nil { // after the cancel: stays
+	if err := b.Enqueue(step2); err != nil { // after the cancel: stays
 		t.Fatal(err)
 	}
-	if err := b.Cancel("{x}", "xuhui-01", "gas"); err != ErrBadName {
+	if err := b.Cancel("{x}", "xuhui-01", "gas", 2); err != ErrBadName {
 		t.Errorf("a cancel for a bad receiver name: %v", err)
 	}
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
@@ -183,8 +187,25 @@ func TestBatch(t *testing.T) {
 	if strings.Join(ids, " ") != "info step-2" {
 		t.Errorf("queued after the batch: %v, want info step-2", ids)
 	}
-	if n, err := q.Apply(ctx, &b); err != nil || n.Queued != 0 {
-		t.Errorf("the batch again = %+v, %v; want nothing more queued", n, err)
+	// Applied again (a retry, a redelivery): the cancel spares what the
+	// later dispatch decided.
+	if n, err := q.Apply(ctx, &b); err != nil || n.Queued != 0 || n.Cancelled != 0 {
+		t.Errorf("the batch again = %+v, %v; want nothing more queued or cancelled", n, err)
+	}
+	if err := q.Settle(ctx, "sms", []Settlement{{Delivery: &got[0].Delivery, Outcome: Released, At: t0}, {Delivery: &got[1].Delivery, Outcome: Released, At: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := q.Claim(ctx, "sms", t0, time.Minute, 10)
+	if len(again) != 2 {
+		t.Errorf("after the batch again %d are queued, want info and step-2", len(again))
+	}
+	// A cancel of a later version takes step-2 too.
+	var later Batch
+	if err := later.Cancel("sms", "xuhui-01", "gas", 4); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.Apply(ctx, &later); err != nil || n.Cancelled != 1 {
+		t.Errorf("a cancel at version 4 = %+v, %v; want step-2 dropped", n, err)
 	}
 }
 
@@ -205,7 +226,7 @@ func TestBatchSpansCalls(t *testing.T) {
 			}
 		}
 	}
-	if err := b.Cancel("sms", "xuhui-01", "gas"); err != nil {
+	if err := b.Cancel("sms", "xuhui-01", "gas", 0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := q.Apply(ctx, &b)
@@ -301,5 +322,30 @@ func TestRepeated(t *testing.T) {
 	}
 	if ok, _ := q.Enqueue(ctx, d); ok {
 		t.Error("a cancelled repeating delivery was queued again")
+	}
+}
+
+// TestCancelTakesAnEarlierVersionsSet: what an earlier version kept
+// chasing a part in a set (part:CASE:DEPT) is cancelled whatever the
+// cancel's version, and the set goes with it.
+func TestCancelTakesAnEarlierVersionsSet(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Start(t).Client
+	q := New(rdb)
+	if _, err := q.Enqueue(ctx, delivery("old", 0, false)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.SAdd(ctx, prefix("sms")+"part:xuhui-01:gas", "old").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var b Batch
+	if err := b.Cancel("sms", "xuhui-01", "gas", 7); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.Apply(ctx, &b); err != nil || n.Cancelled != 1 {
+		t.Fatalf("Apply = %+v, %v; want the old one cancelled", n, err)
+	}
+	if n, _ := rdb.Exists(ctx, prefix("sms")+"part:xuhui-01:gas").Result(); n != 0 {
+		t.Error("the old set is still there")
 	}
 }
