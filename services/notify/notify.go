@@ -483,23 +483,18 @@ func (s *Service) write(stream_ string) func(ctx context.Context, batch []stream
 // applyQueue applies ops to the queue, trying again with backoff while
 // Redis fails, until ctx ends.
 func (s *Service) applyQueue(ctx context.Context, ops *queue.Batch) (queue.Applied, error) {
+	var applied queue.Applied
 	if ops.Len() == 0 {
-		return queue.Applied{}, nil
+		return applied, nil
 	}
-	wait := 100 * time.Millisecond
-	for {
-		applied, err := s.queue.Apply(ctx, ops)
-		if err == nil {
-			return applied, nil
-		}
+	err := stream.Retry(ctx, func(ctx context.Context) error {
+		var err error
+		applied, err = s.queue.Apply(ctx, ops)
+		return err
+	}, func(_ int, err error) {
 		s.log.Warn("queueing notifications failed; trying again", "operations", ops.Len(), "err", err)
-		select {
-		case <-ctx.Done():
-			return applied, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
+	})
+	return applied, err
 }
 
 // deadLetter writes a delivery given up on to the dead-letter topic.

@@ -287,25 +287,11 @@ func (r *Ruler) apply(ctx context.Context, batch []stream.Record[*cityhubv1.Even
 // acknowledges them or ctx ends: the batch is applied to Redis already, so
 // only its publication is left to do.
 func (r *Ruler) publishRetrying(ctx context.Context, alerts []*cityhubv1.Alert) error {
-	for attempt := 0; ; attempt++ {
-		err := r.publish(ctx, alerts)
-		if err == nil || stream.IsPermanent(err) {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if attempt == 0 {
+	return stream.Retry(ctx, func(ctx context.Context) error { return r.publish(ctx, alerts) }, func(attempt int, err error) {
+		if attempt == 1 {
 			r.log.Warn("publishing alerts failed; retrying", "alerts", len(alerts), "err", err)
 		}
-		t := time.NewTimer(min(100*time.Millisecond<<min(attempt, 6), 5*time.Second))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	})
 }
 
 func (r *Ruler) publish(ctx context.Context, alerts []*cityhubv1.Alert) error {

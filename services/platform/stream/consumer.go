@@ -470,16 +470,33 @@ func (c *Consumer[T]) deadLetter(ctx context.Context, dead []deadLetter) error {
 		)
 		out[i] = kafka.Message{Topic: c.opts.DeadLetterTopic, Key: d.msg.Key, Value: d.msg.Value, Headers: h}
 	}
+	return retry(ctx, c.opts.Backoff, func(ctx context.Context) error { return c.opts.DeadLetter.Write(ctx, out...) },
+		func(attempt int, err error) {
+			c.log.Error("writing to the dead-letter topic failed; retrying", "attempt", attempt, "err", err)
+		})
+}
+
+// Retry calls do until it succeeds, returns a Permanent error or ctx ends,
+// waiting between tries as a consumer waits between applications of a
+// batch: 100ms, doubled up to 5s. failed, when not nil, hears of each
+// failure before the wait. It is for what a Pending must finish itself.
+func Retry(ctx context.Context, do func(context.Context) error, failed func(attempt int, err error)) error {
+	return retry(ctx, 100*time.Millisecond, do, failed)
+}
+
+func retry(ctx context.Context, base time.Duration, do func(context.Context) error, failed func(attempt int, err error)) error {
 	for attempt := 1; ; attempt++ {
-		err := c.opts.DeadLetter.Write(ctx, out...)
-		if err == nil {
-			return nil
+		err := do(ctx)
+		if err == nil || IsPermanent(err) {
+			return err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		c.log.Error("writing to the dead-letter topic failed; retrying", "attempt", attempt, "err", err)
-		if err := sleep(ctx, backoff(c.opts.Backoff, attempt)); err != nil {
+		if failed != nil {
+			failed(attempt, err)
+		}
+		if err := sleep(ctx, backoff(base, attempt)); err != nil {
 			return err
 		}
 	}
