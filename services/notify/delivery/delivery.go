@@ -572,12 +572,8 @@ func (st *step) releaseClaimed(claimed []queue.Claimed) {
 
 // release puts back, untried and in their place, the deliveries of gs.
 func (st *step) release(gs [][]queue.Claimed) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	for _, g := range gs {
-		for _, c := range g {
-			st.settled = append(st.settled, queue.Settlement{Delivery: &c.Delivery, Outcome: queue.Released, At: c.Due})
-		}
+		st.releaseClaimed(g)
 	}
 }
 
